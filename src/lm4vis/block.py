@@ -1,0 +1,235 @@
+"""`FrozenLMBlock`: proj_in -> frozen LM layers -> final norm -> proj_out.
+
+This is the unit every host attaches. The paper's controls are variants of the same block so
+that an ablation changes exactly one thing:
+
+- ``frozen``: the pretrained layers, frozen (the method);
+- ``random``: the same architecture, randomly initialised, frozen;
+- ``finetune``: the pretrained layers, trainable;
+- ``mlp``: a trainable residual MLP with the frozen layers' parameter count (capacity control).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import torch
+from torch import Tensor, nn
+
+from .lm.config import LMConfig
+from .lm.layers import LMStack, Norm
+
+Variant = Literal["frozen", "random", "finetune", "mlp"]
+FinalNorm = Literal["unit", "pretrained", "none"]
+VARIANTS: tuple[str, ...] = ("frozen", "random", "finetune", "mlp")
+FINAL_NORMS: tuple[str, ...] = ("unit", "pretrained", "none")
+
+
+class MLPControl(nn.Module):
+    """``x + fc2(act(fc1(norm(x))))`` in the LM width, sized to a target parameter count.
+
+    Args:
+        lm_dim: width of the tokens.
+        num_params: the parameter count to match (the frozen layers').
+        norm: ``"rms"`` or ``"layer"``, the LM family's norm.
+    """
+
+    def __init__(self, lm_dim: int, num_params: int, norm: str = "rms") -> None:
+        super().__init__()
+        norm_params = lm_dim if norm == "rms" else 2 * lm_dim
+        # fc1 (d*h + h) + fc2 (h*d + d) + norm = num_params, solved for the hidden width h.
+        hidden = max(1, round((num_params - norm_params - lm_dim) / (2 * lm_dim + 1)))
+        self.norm = Norm(lm_dim, norm)
+        self.fc1 = nn.Linear(lm_dim, hidden)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(hidden, lm_dim)
+        self.lm_dim = lm_dim
+
+    def forward(self, x: Tensor, key_padding_mask: Tensor | None = None) -> Tensor:
+        return x + self.fc2(self.act(self.fc1(self.norm(x))))
+
+
+def _trunc_normal_linear(in_dim: int, out_dim: int) -> nn.Linear:
+    layer = nn.Linear(in_dim, out_dim, bias=False)
+    nn.init.trunc_normal_(layer.weight, std=0.02)  # timm's ViT init, as in the paper's hosts
+    return layer
+
+
+class FrozenLMBlock(nn.Module):
+    """proj_in (in_dim -> lm_dim) -> LM layers -> final norm -> proj_out (lm_dim -> out_dim).
+
+    Args:
+        lm: the layers, from `lm4vis.load_lm_layers` (or `lm4vis.lm.random_lm`).
+        in_dim: width of the host's tokens.
+        out_dim: width handed back to the host; ``in_dim`` when None.
+        final_norm: ``"unit"`` (RMS/LayerNorm with weight fixed at 1, what the paper's code
+            does in effect), ``"pretrained"`` (the checkpoint's final norm, frozen) or ``"none"``.
+        variant: ``"frozen"``, ``"random"``, ``"finetune"`` or ``"mlp"`` (see module doc).
+        save_lm_weights: write the LM weights into the host's state dict. By default only the
+            frozen variant with a known source is saved by reference (source, layer indices and
+            a content hash, verified on load); every other variant is saved inline.
+        seed: seed of the ``random`` variant's initialisation.
+    """
+
+    def __init__(
+        self,
+        lm: LMStack,
+        in_dim: int,
+        out_dim: int | None = None,
+        final_norm: FinalNorm = "unit",
+        variant: Variant = "frozen",
+        save_lm_weights: bool | None = None,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        if variant not in VARIANTS:
+            raise ValueError(f"unknown variant {variant!r}; choose one of {', '.join(VARIANTS)}")
+        if final_norm not in FINAL_NORMS:
+            raise ValueError(
+                f"unknown final_norm {final_norm!r}; choose one of {', '.join(FINAL_NORMS)}"
+            )
+        if not isinstance(lm, LMStack):
+            raise TypeError(f"lm must be an LMStack from load_lm_layers, got {type(lm).__name__}")
+        out_dim = in_dim if out_dim is None else out_dim
+        self.variant, self.in_dim, self.out_dim = variant, in_dim, out_dim
+        self.lm_config: LMConfig = lm.config
+        self.lm_source, self.layer_indices = lm.source, lm.layer_indices
+        self.frozen_params = lm.num_params()
+        lm_dim = lm.lm_dim
+        self.lm_dim = lm_dim
+
+        self.proj_in = _trunc_normal_linear(in_dim, lm_dim)
+        if variant == "mlp":
+            self.lm: nn.Module = MLPControl(lm_dim, self.frozen_params, lm.config.norm)
+        else:
+            if variant == "random":
+                lm.reset_parameters(torch.Generator().manual_seed(seed))
+                lm.source = None
+            if variant == "finetune":
+                lm.unfreeze()
+            else:
+                lm.freeze()
+            self.lm = lm
+        self.norm = self._make_final_norm(final_norm, lm)
+        if final_norm != "pretrained" and isinstance(self.lm, LMStack):
+            self.lm.final_norm = None  # unused: keep it out of the parameter counts
+        self.proj_out = _trunc_normal_linear(lm_dim, out_dim)
+
+        by_reference = variant == "frozen" and lm.source is not None
+        self.save_lm_weights = (not by_reference) if save_lm_weights is None else save_lm_weights
+        if not self.save_lm_weights and not by_reference:
+            raise ValueError(
+                f"variant {variant!r} has no checkpoint to re-read its layers from; "
+                "use save_lm_weights=True"
+            )
+        self._lm_hash: str | None = None
+        self.register_state_dict_post_hook(_drop_lm_weights)
+        self._register_load_state_dict_pre_hook(_restore_lm_weights, with_module=True)
+
+    @staticmethod
+    def _make_final_norm(kind: str, lm: LMStack) -> nn.Module:
+        c = lm.config
+        if kind == "none":
+            return nn.Identity()
+        if kind == "unit":
+            return Norm(c.lm_dim, c.norm, c.norm_eps, affine=False)
+        if lm.final_norm is None:
+            raise ValueError(
+                f"{lm.source or 'this checkpoint'} has no final norm (e.g. post-norm OPT); "
+                "use final_norm='unit' or 'none'"
+            )
+        lm.final_norm.requires_grad_(False)
+        return lm.final_norm
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        source: str,
+        in_dim: int,
+        layers: Any = -1,
+        out_dim: int | None = None,
+        variant: Variant = "frozen",
+        dtype: torch.dtype | None = None,
+        **kwargs: Any,
+    ) -> FrozenLMBlock:
+        """Read the layers of ``source`` and build the block. The ``random`` and ``mlp``
+        variants read only the checkpoint's config, never its weights."""
+        from .checkpoint import load_lm_layers
+
+        lm = load_lm_layers(source, layers, dtype=dtype, weights=variant in ("frozen", "finetune"))
+        return cls(lm, in_dim, out_dim, variant=variant, **kwargs)
+
+    @property
+    def lm_hash(self) -> str | None:
+        if not isinstance(self.lm, LMStack):
+            return None
+        if self._lm_hash is None or not self.lm.frozen:
+            self._lm_hash = self.lm.content_hash()
+        return self._lm_hash
+
+    def forward(self, x: Tensor, key_padding_mask: Tensor | None = None) -> Tensor:
+        if x.dim() != 3:
+            raise ValueError(
+                f"FrozenLMBlock takes tokens of shape (B, N, {self.in_dim}); got a rank-{x.dim()} "
+                f"tensor of shape {tuple(x.shape)}. Flatten spatial dims into N first."
+            )
+        if x.shape[-1] != self.in_dim:
+            raise ValueError(
+                f"tokens have width {x.shape[-1]} but the block was built with in_dim={self.in_dim};"
+                f" build it with in_dim={x.shape[-1]}"
+            )
+        h = self.lm(self.proj_in(x), key_padding_mask)
+        return self.proj_out(self.norm(h))
+
+    def param_counts(self) -> dict[str, int]:
+        """Trainable and frozen parameter counts of the whole block."""
+        trainable = sum(p.numel() for p in self.parameters() if p.requires_grad)
+        frozen = sum(p.numel() for p in self.parameters() if not p.requires_grad)
+        return {"trainable": trainable, "frozen": frozen}
+
+    def get_extra_state(self) -> dict[str, Any]:
+        return {
+            "variant": self.variant,
+            "lm_source": self.lm_source,
+            "layer_indices": list(self.layer_indices),
+            "lm_config": self.lm_config.to_dict(),
+            "lm_inline": self.save_lm_weights,
+            "lm_hash": None if self.save_lm_weights else self.lm_hash,
+        }
+
+    def set_extra_state(self, state: dict[str, Any]) -> None:
+        if state.get("variant") != self.variant:
+            raise ValueError(
+                f"checkpoint holds a {state.get('variant')!r} block but this model has a "
+                f"{self.variant!r} block; build the model with the checkpoint's config"
+            )
+
+    def extra_repr(self) -> str:
+        return f"variant={self.variant}, in_dim={self.in_dim}, lm_dim={self.lm_dim}, out_dim={self.out_dim}"
+
+
+def _drop_lm_weights(module: FrozenLMBlock, state_dict: dict, prefix: str, local_metadata) -> None:
+    if module.save_lm_weights:
+        return
+    for key in [k for k in state_dict if k.startswith(prefix + "lm.")]:
+        del state_dict[key]
+
+
+def _restore_lm_weights(module: FrozenLMBlock, state_dict: dict, prefix: str, *args) -> None:
+    """Loading a by-reference checkpoint: check the hash, then supply the layers we hold."""
+    extra = state_dict.get(prefix + "_extra_state")
+    if extra is None or extra.get("lm_inline", True):
+        return
+    if extra.get("layer_indices") != list(module.layer_indices):
+        raise ValueError(
+            f"checkpoint was trained with LM layers {extra.get('layer_indices')} of "
+            f"{extra.get('lm_source')}, this model has {list(module.layer_indices)}"
+        )
+    if extra.get("lm_hash") != module.lm_hash:
+        raise ValueError(
+            f"the LM layers read from {module.lm_source} differ from the ones this checkpoint was "
+            f"trained with ({extra.get('lm_source')}, layers {extra.get('layer_indices')}): "
+            "content hash mismatch. Point the model at the same checkpoint file and dtype."
+        )
+    for key, value in module.lm.state_dict().items():
+        state_dict.setdefault(prefix + "lm." + key, value)

@@ -1,0 +1,353 @@
+"""The one decoder-layer implementation shared by every family and every host.
+
+Read top to bottom: norm -> attention -> MLP -> layer -> stack. Everything a family does
+differently is a field of `LMConfig`; nothing here branches on a family name.
+
+In the vision path there is no position information and no causal mask, as in Pang et al.:
+rotary embeddings are never applied and absolute position embeddings live outside the layers.
+`rope=` and `causal=` exist only so tests can check the weights against the original language
+model; lm4vis itself never sets them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .config import LMConfig
+
+_ACTIVATIONS = {
+    "silu": F.silu,
+    "relu": F.relu,
+    "gelu": F.gelu,
+    "gelu_tanh": lambda x: F.gelu(x, approximate="tanh"),
+}
+
+
+class Norm(nn.Module):
+    """RMSNorm or LayerNorm, with Gemma's ``1 + w`` option and an affine-free ("unit") form."""
+
+    def __init__(
+        self,
+        dim: int,
+        kind: str = "rms",
+        eps: float = 1e-5,
+        unit_offset: bool = False,
+        affine: bool = True,
+    ) -> None:
+        super().__init__()
+        self.kind, self.eps, self.unit_offset, self.dim = kind, eps, unit_offset, dim
+        if affine:
+            # Gemma's stored weight is an offset from 1, so "identity" is 0 there.
+            self.weight = nn.Parameter(torch.zeros(dim) if unit_offset else torch.ones(dim))
+            self.bias = nn.Parameter(torch.zeros(dim)) if kind == "layer" else None
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.kind == "layer":
+            return F.layer_norm(x, (self.dim,), self.weight, self.bias, self.eps)
+        # RMS statistics in fp32 even when the weights are bf16, as the reference models do.
+        x32 = x.float()
+        y = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)
+        if self.weight is not None:
+            w = self.weight.float()
+            y = y * (1.0 + w if self.unit_offset else w)
+        return y.type_as(x)
+
+    def extra_repr(self) -> str:
+        return f"{self.dim}, kind={self.kind}, eps={self.eps}, unit_offset={self.unit_offset}"
+
+
+def _rotate_half(x: Tensor) -> Tensor:
+    x1, x2 = x.chunk(2, dim=-1)
+    return torch.cat((-x2, x1), dim=-1)
+
+
+def apply_rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+    """Rotary embedding on the first ``cos.shape[-1]`` dims of each head (verification only)."""
+    rot = cos.shape[-1]
+    x_rot, x_pass = x[..., :rot], x[..., rot:]
+    x_rot = x_rot * cos + _rotate_half(x_rot) * sin
+    return torch.cat((x_rot, x_pass), dim=-1)
+
+
+def rope_tables(config: LMConfig, num_tokens: int, device=None) -> tuple[Tensor, Tensor]:
+    """cos/sin tables of the LM's own rotary embedding (verification only)."""
+    if config.rope_theta is None:
+        raise ValueError(f"family {config.family!r} has no rotary embedding")
+    rot = config.rotary_dim
+    inv_freq = 1.0 / (config.rope_theta ** (torch.arange(0, rot, 2, device=device).float() / rot))
+    freqs = torch.outer(torch.arange(num_tokens, device=device).float(), inv_freq)
+    emb = torch.cat((freqs, freqs), dim=-1)
+    return emb.cos(), emb.sin()
+
+
+def _attn_mask(
+    key_padding_mask: Tensor | None, causal: bool, n: int, device: torch.device
+) -> Tensor | None:
+    """Boolean mask, True where a query may attend to a key, broadcastable to (B, H, N, N)."""
+    mask = None
+    if key_padding_mask is not None:
+        mask = ~key_padding_mask.bool()[:, None, None, :]
+    if causal:
+        tri = torch.ones(n, n, dtype=torch.bool, device=device).tril()
+        mask = tri if mask is None else mask & tri
+    return mask
+
+
+class LMAttention(nn.Module):
+    """Multi-head attention with grouped-query heads, optional q/k norms and bias."""
+
+    def __init__(self, config: LMConfig) -> None:
+        super().__init__()
+        c = config
+        self.num_heads, self.num_kv_heads, self.head_dim = c.num_heads, c.num_kv_heads, c.head_dim
+        self.scale, self.softcap = c.attn_scale, c.attn_softcap
+        self.q_proj = nn.Linear(c.lm_dim, c.num_heads * c.head_dim, bias=c.qkv_bias)
+        self.k_proj = nn.Linear(c.lm_dim, c.num_kv_heads * c.head_dim, bias=c.qkv_bias)
+        self.v_proj = nn.Linear(c.lm_dim, c.num_kv_heads * c.head_dim, bias=c.qkv_bias)
+        self.o_proj = nn.Linear(c.num_heads * c.head_dim, c.lm_dim, bias=c.o_bias)
+        if c.qk_norm:
+            self.q_norm = Norm(c.head_dim, c.norm, c.norm_eps, c.norm_unit_offset)
+            self.k_norm = Norm(c.head_dim, c.norm, c.norm_eps, c.norm_unit_offset)
+        else:
+            self.q_norm = self.k_norm = None
+
+    def _qkv(self, x: Tensor, rope: tuple[Tensor, Tensor] | None) -> tuple[Tensor, Tensor, Tensor]:
+        b, n, _ = x.shape
+        q = self.q_proj(x).view(b, n, self.num_heads, self.head_dim).transpose(1, 2)
+        k = self.k_proj(x).view(b, n, self.num_kv_heads, self.head_dim).transpose(1, 2)
+        v = self.v_proj(x).view(b, n, self.num_kv_heads, self.head_dim).transpose(1, 2)
+        if self.q_norm is not None:
+            q, k = self.q_norm(q), self.k_norm(k)
+        if rope is not None:
+            q, k = apply_rope(q, *rope), apply_rope(k, *rope)
+        return q, k, v
+
+    def _scores(self, q: Tensor, k: Tensor, mask: Tensor | None) -> Tensor:
+        groups = self.num_heads // self.num_kv_heads
+        k = k.repeat_interleave(groups, dim=1)
+        scores = (q @ k.transpose(-2, -1)).float() * self.scale
+        if self.softcap is not None:
+            scores = torch.tanh(scores / self.softcap) * self.softcap
+        if mask is not None:
+            scores = scores.masked_fill(~mask, float("-inf"))
+        return scores.softmax(-1)
+
+    def forward(
+        self,
+        x: Tensor,
+        key_padding_mask: Tensor | None = None,
+        rope: tuple[Tensor, Tensor] | None = None,
+        causal: bool = False,
+    ) -> Tensor:
+        b, n, _ = x.shape
+        q, k, v = self._qkv(x, rope)
+        mask = _attn_mask(key_padding_mask, causal, n, x.device)
+        if self.softcap is None:
+            # SDPA picks a fused kernel (flash/memory-efficient on GPU, bf16 on CPU).
+            out = F.scaled_dot_product_attention(
+                q, k, v, attn_mask=mask, scale=self.scale,
+                enable_gqa=self.num_kv_heads != self.num_heads,
+            )
+        else:
+            probs = self._scores(q, k, mask).to(v.dtype)
+            out = probs @ v.repeat_interleave(self.num_heads // self.num_kv_heads, dim=1)
+        return self.o_proj(out.transpose(1, 2).reshape(b, n, -1))
+
+    @torch.no_grad()
+    def attention_weights(self, x: Tensor, key_padding_mask: Tensor | None = None) -> Tensor:
+        """Attention probabilities (B, H, N, N) for input ``x``; used by the analysis hooks."""
+        q, k, _ = self._qkv(x, None)
+        return self._scores(q, k, _attn_mask(key_padding_mask, False, x.shape[1], x.device))
+
+
+class LMMLP(nn.Module):
+    """Gated (SwiGLU / GeGLU) or plain two-layer feed-forward network."""
+
+    def __init__(self, config: LMConfig) -> None:
+        super().__init__()
+        c = config
+        self.act = _ACTIVATIONS[c.act]
+        self.gate_proj = nn.Linear(c.lm_dim, c.ffn_dim, bias=c.mlp_bias) if c.mlp == "gated" else None
+        self.up_proj = nn.Linear(c.lm_dim, c.ffn_dim, bias=c.mlp_bias)
+        self.down_proj = nn.Linear(c.ffn_dim, c.lm_dim, bias=c.mlp_bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.gate_proj is not None:
+            return self.down_proj(self.act(self.gate_proj(x)) * self.up_proj(x))
+        return self.down_proj(self.act(self.up_proj(x)))
+
+
+class LMLayer(nn.Module):
+    """One decoder layer of any supported family, bidirectional and position-free."""
+
+    def __init__(self, config: LMConfig) -> None:
+        super().__init__()
+        c = config
+        self.parallel_residual = c.parallel_residual
+        self.post_norm = c.norm_position == "post"
+
+        def norm() -> Norm:
+            return Norm(c.lm_dim, c.norm, c.norm_eps, c.norm_unit_offset)
+
+        self.attn_norm = norm()
+        self.attn = LMAttention(c)
+        self.mlp_norm = norm()
+        self.mlp = LMMLP(c)
+        self.post_attn_norm = norm() if c.sandwich_norm else None
+        self.post_mlp_norm = norm() if c.sandwich_norm else None
+
+    def forward(
+        self,
+        x: Tensor,
+        key_padding_mask: Tensor | None = None,
+        rope: tuple[Tensor, Tensor] | None = None,
+        causal: bool = False,
+    ) -> Tensor:
+        if self.post_norm:  # OPT-350m: norm after each residual add
+            x = self.attn_norm(x + self.attn(x, key_padding_mask, rope, causal))
+            return self.mlp_norm(x + self.mlp(x))
+        if self.parallel_residual:  # GPT-NeoX: both branches read the same input
+            return (x + self.attn(self.attn_norm(x), key_padding_mask, rope, causal)
+                    + self.mlp(self.mlp_norm(x)))
+        h = self.attn(self.attn_norm(x), key_padding_mask, rope, causal)
+        if self.post_attn_norm is not None:
+            h = self.post_attn_norm(h)
+        x = x + h
+        h = self.mlp(self.mlp_norm(x))
+        if self.post_mlp_norm is not None:
+            h = self.post_mlp_norm(h)
+        return x + h
+
+
+class LMStack(nn.Module):
+    """A contiguous span of decoder layers: ``(B, N, lm_dim) -> (B, N, lm_dim)``.
+
+    Built by `lm4vis.load_lm_layers`. Frozen by default: no parameter requires grad and the
+    stack stays in eval mode whatever the host does with ``.train()``.
+
+    Args:
+        config: the checkpoint's layer config.
+        layer_indices: which layers of the checkpoint these are (for records and reports).
+        source: where the weights came from (a path or a registered name), or None.
+        has_final_norm: allocate the checkpoint's final norm (read but not applied here;
+            `FrozenLMBlock(final_norm="pretrained")` uses it).
+    """
+
+    def __init__(
+        self,
+        config: LMConfig,
+        layer_indices: Iterable[int],
+        source: str | None = None,
+        has_final_norm: bool = True,
+    ) -> None:
+        super().__init__()
+        self.config = config
+        self.layer_indices = tuple(layer_indices)
+        self.source = source
+        self.layers = nn.ModuleList(LMLayer(config) for _ in self.layer_indices)
+        self.final_norm = (
+            Norm(config.lm_dim, config.norm, config.norm_eps, config.norm_unit_offset)
+            if has_final_norm else None
+        )
+        self.frozen = False
+        self.freeze()
+
+    @property
+    def lm_dim(self) -> int:
+        return self.config.lm_dim
+
+    @property
+    def family(self) -> str:
+        return self.config.family
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.parameters()).dtype
+
+    def freeze(self) -> LMStack:
+        self.frozen = True
+        self.requires_grad_(False)
+        return self.train(False)
+
+    def unfreeze(self) -> LMStack:
+        self.frozen = False
+        self.requires_grad_(True)
+        return self
+
+    def train(self, mode: bool = True) -> LMStack:
+        # A frozen stack always runs as at inference, whatever the host asks.
+        return super().train(mode and not self.frozen)
+
+    def forward(
+        self,
+        x: Tensor,
+        key_padding_mask: Tensor | None = None,
+        *,
+        rope: tuple[Tensor, Tensor] | None = None,
+        causal: bool = False,
+    ) -> Tensor:
+        if x.dim() != 3 or x.shape[-1] != self.lm_dim:
+            raise ValueError(
+                f"expected tokens of shape (B, N, {self.lm_dim}), got {tuple(x.shape)}"
+            )
+        h = x.to(self.dtype)  # the stack may be held in bf16 while the host runs in fp32
+        for layer in self.layers:
+            h = layer(h, key_padding_mask, rope, causal)
+        return h.to(x.dtype)
+
+    @torch.no_grad()
+    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
+        """Re-initialise every weight (the ``random`` control): normal(0, initializer_range)."""
+        std = self.config.initializer_range
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                m.weight.copy_(torch.randn(m.weight.shape, generator=generator) * std)
+                if m.bias is not None:
+                    m.bias.zero_()
+            elif isinstance(m, Norm) and m.weight is not None:
+                m.weight.fill_(0.0 if m.unit_offset else 1.0)
+                if m.bias is not None:
+                    m.bias.zero_()
+
+    def num_params(self) -> int:
+        return sum(p.numel() for p in self.layers.parameters())
+
+    @torch.no_grad()
+    def content_hash(self) -> str:
+        """sha256 of every layer tensor (names, dtypes, shapes and bytes)."""
+        h = hashlib.sha256()
+        for name, t in sorted(self.layers.state_dict().items()):
+            t = t.detach().contiguous().cpu()
+            h.update(f"{name}:{t.dtype}:{tuple(t.shape)};".encode())
+            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+        return h.hexdigest()
+
+    def extra_repr(self) -> str:
+        return (f"family={self.family}, lm_dim={self.lm_dim}, layers={list(self.layer_indices)}, "
+                f"frozen={self.frozen}")
+
+
+def random_lm(config: LMConfig, layer_indices: Iterable[int] | None = None, seed: int = 0) -> LMStack:
+    """A randomly initialised, frozen stack: tests, presets' stand-ins and the ``random`` control."""
+    idx = list(layer_indices) if layer_indices is not None else [config.num_layers - 1]
+    lm = LMStack(config, idx, source=None)
+    lm.reset_parameters(torch.Generator().manual_seed(seed))
+    return lm
+
+
+def flops_per_token(config: LMConfig, num_layers: int, num_tokens: int) -> int:
+    return num_layers * config.layer_flops_per_token(num_tokens)
+
+
+__all__ = [
+    "Norm", "LMAttention", "LMMLP", "LMLayer", "LMStack", "random_lm", "rope_tables",
+    "apply_rope", "flops_per_token",
+]
