@@ -77,7 +77,9 @@ def host_width(model: nn.Module) -> int | None:
 
 def resolve_target(model: nn.Module, where: str | int) -> tuple[str, str]:
     """(module path, "after"|"before") for a placement."""
-    if isinstance(where, str) and where.lstrip("-").isdigit():
+    # "3" from a config or the command line means block 3, unless the host has no blocks and
+    # "3" is a module path (an nn.Sequential's child).
+    if isinstance(where, str) and where.lstrip("-").isdigit() and hasattr(model, "blocks"):
         where = int(where)
     if isinstance(where, int) or where in PLACEMENTS:
         blocks = getattr(model, "blocks", None)

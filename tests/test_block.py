@@ -1,0 +1,154 @@
+"""FrozenLMBlock: the frozen path, the controls, dtype handling and by-reference checkpoints."""
+
+import pytest
+import torch
+
+from lm4vis import FrozenLMBlock
+from lm4vis.lm import random_lm, tiny_config
+
+FAMILIES = ["llama", "opt", "gpt2", "gpt_neox", "gemma"]
+
+
+def make_lm(family="llama", layers=(1,), seed=0, source=None):
+    lm = random_lm(tiny_config(family), list(layers), seed=seed)
+    lm.source = source
+    return lm
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_frozen_weights_bit_identical_after_optimizer_steps(family):
+    torch.manual_seed(0)
+    block = FrozenLMBlock(make_lm(family), in_dim=24, out_dim=24, save_lm_weights=True)
+    lm_before = {k: v.clone() for k, v in block.lm.state_dict().items()}
+    proj_before = block.proj_in.weight.clone()
+    trainable = [p for p in block.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(trainable, lr=1e-2, weight_decay=0.1)
+    block.train()
+    for _ in range(3):
+        loss = block(torch.randn(2, 7, 24)).pow(2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    for k, v in block.lm.state_dict().items():
+        assert torch.equal(v, lm_before[k]), k
+    assert not torch.equal(block.proj_in.weight, proj_before)
+    assert all(p.grad is None for p in block.lm.parameters())
+    lm_ids = {id(p) for p in block.lm.parameters()}
+    assert not any(id(p) in lm_ids for p in opt.state)  # no optimizer state for frozen weights
+    assert block.lm.training is False and block.proj_in.training is True
+
+
+def test_variants_trainable_and_frozen_counts():
+    frozen = FrozenLMBlock(make_lm(), 32, variant="frozen", save_lm_weights=True)
+    lm_params = frozen.lm.num_params()
+    adapters = 2 * 32 * frozen.lm_dim
+    assert frozen.param_counts() == {"trainable": adapters, "frozen": lm_params}
+
+    fine = FrozenLMBlock(make_lm(), 32, variant="finetune")
+    assert fine.param_counts() == {"trainable": adapters + lm_params, "frozen": 0}
+    fine.train()
+    assert fine.lm.training
+
+    mlp = FrozenLMBlock(make_lm(), 32, variant="mlp")
+    mlp_params = mlp.param_counts()["trainable"] - adapters
+    assert mlp.param_counts()["frozen"] == 0
+    assert abs(mlp_params - lm_params) / lm_params < 0.01
+
+    pretrained = make_lm(seed=3)
+    ref = {k: v.clone() for k, v in pretrained.state_dict().items()}
+    rand = FrozenLMBlock(pretrained, 32, variant="random", seed=1)
+    assert rand.param_counts()["frozen"] == lm_params
+    changed = [k for k, v in rand.lm.state_dict().items() if k.endswith("proj.weight") and not torch.equal(v, ref[k])]
+    assert changed, "random variant must re-initialise the weights"
+
+
+def test_random_variant_is_seeded():
+    a = FrozenLMBlock(make_lm(seed=0), 16, variant="random", seed=5)
+    b = FrozenLMBlock(make_lm(seed=9), 16, variant="random", seed=5)
+    for (k, v), (_, w) in zip(a.lm.state_dict().items(), b.lm.state_dict().items()):
+        assert torch.equal(v, w), k
+
+
+def test_bf16_lm_with_fp32_adapters():
+    lm = make_lm().to(torch.bfloat16)
+    block = FrozenLMBlock(lm, 16, save_lm_weights=True)
+    assert block.proj_in.weight.dtype == torch.float32
+    assert all(p.dtype == torch.bfloat16 for p in block.lm.parameters())
+    x = torch.randn(2, 5, 16, requires_grad=True)
+    y = block(x)
+    assert y.dtype == torch.float32
+    y.sum().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all()
+    fp32 = FrozenLMBlock(make_lm(), 16, save_lm_weights=True)
+    fp32.load_state_dict({k: v.float() if torch.is_tensor(v) else v for k, v in block.state_dict().items()})
+    torch.testing.assert_close(fp32(x), y, atol=5e-2, rtol=5e-2)
+
+
+@pytest.mark.parametrize("final_norm", ["unit", "pretrained", "none"])
+def test_final_norm_options(final_norm):
+    block = FrozenLMBlock(make_lm(), 16, final_norm=final_norm, save_lm_weights=True)
+    out = block(torch.randn(1, 4, 16))
+    assert out.shape == (1, 4, 16)
+    assert all(not p.requires_grad for p in block.norm.parameters())
+
+
+def test_by_reference_state_dict_round_trip_and_hash_check():
+    block = FrozenLMBlock(make_lm(source="ckpt-a"), 16)
+    sd = block.state_dict()
+    assert not any(k.startswith("lm.") for k in sd), "frozen layers must not be written inline"
+    extra = sd["_extra_state"]
+    assert extra["lm_source"] == "ckpt-a" and extra["layer_indices"] == [1]
+    assert len(extra["lm_hash"]) == 64
+
+    same = FrozenLMBlock(make_lm(source="ckpt-a"), 16)
+    same.load_state_dict(sd)  # strict: the layers come from the re-read checkpoint
+    torch.testing.assert_close(same.proj_in.weight, block.proj_in.weight)
+
+    other = FrozenLMBlock(make_lm(seed=1, source="ckpt-a"), 16)
+    with pytest.raises(ValueError, match="hash mismatch"):
+        other.load_state_dict(sd)
+
+    wrong_layer = FrozenLMBlock(make_lm(layers=(0,), source="ckpt-a"), 16)
+    with pytest.raises(ValueError, match="layers"):
+        wrong_layer.load_state_dict(sd)
+
+
+def test_inline_option_saves_weights():
+    block = FrozenLMBlock(make_lm(source="ckpt-a"), 16, save_lm_weights=True)
+    sd = block.state_dict()
+    assert any(k.startswith("lm.layers.0.attn.q_proj") for k in sd)
+    assert sd["_extra_state"]["lm_inline"] is True
+
+
+def test_variant_without_source_cannot_be_saved_by_reference():
+    with pytest.raises(ValueError, match="save_lm_weights=True"):
+        FrozenLMBlock(make_lm(source=None), 16, save_lm_weights=False)
+
+
+def test_variant_mismatch_on_load():
+    sd = FrozenLMBlock(make_lm(), 16, variant="mlp").state_dict()
+    with pytest.raises(ValueError, match="'mlp' block"):
+        FrozenLMBlock(make_lm(), 16, variant="finetune").load_state_dict(sd, strict=False)
+
+
+@pytest.mark.parametrize(
+    "x, match",
+    [
+        (torch.randn(2, 5, 17), "in_dim=17"),
+        (torch.randn(2, 16), "rank-2"),
+        (torch.randn(2, 3, 4, 16), "rank-4"),
+    ],
+)
+def test_bad_input_shapes(x, match):
+    block = FrozenLMBlock(make_lm(), 16, save_lm_weights=True)
+    with pytest.raises(ValueError, match=match):
+        block(x)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(variant="frozenn"), "unknown variant"),
+    (dict(final_norm="rms"), "unknown final_norm"),
+])
+def test_bad_options(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        FrozenLMBlock(make_lm(), 16, **kwargs)
