@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import re
 import sys
 
 # command name -> module under lm4vis.cli
@@ -40,9 +41,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _join_layer_spans(argv: list[str]) -> list[str]:
+    """``--layers -2:`` -> ``--layers=-2:``: argparse takes "-2:" for an option, not a value."""
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if (arg.startswith("--") and "=" not in arg and i + 1 < len(argv)
+                and re.fullmatch(r"-\d+:-?\d*", argv[i + 1])):
+            out.append(f"{arg}={argv[i + 1]}")
+            i += 2
+            continue
+        out.append(arg)
+        i += 1
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_join_layer_spans(sys.argv[1:] if argv is None else list(argv)))
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",
