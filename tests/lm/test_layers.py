@@ -1,0 +1,111 @@
+"""The shared layer stack: bidirectional, padding-aware, frozen, dtype-preserving."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from lm4vis.lm import LMStack, random_lm, tiny_config
+from lm4vis.lm.config import SUPPORTED_FAMILIES
+from lm4vis.lm.layers import rope_tables
+
+# Every family's tiny config, plus the variants that take another code path.
+CONFIGS = {
+    **{family: {} for family in SUPPORTED_FAMILIES},
+    "opt_post_norm": dict(family="opt", norm_position="post"),
+    "gpt_neox_sequential": dict(family="gpt_neox", parallel_residual=False),
+    "gemma_softcap": dict(family="gemma", attn_softcap=2.0),  # the non-SDPA attention path
+    "llama_qk_norm_bias": dict(family="llama", qk_norm=True, qkv_bias=True, o_bias=True, mlp_bias=True),
+}
+
+
+def _config(name: str):
+    overrides = dict(CONFIGS[name])
+    family = overrides.pop("family", name)
+    return tiny_config(family, **overrides)
+
+
+@torch.no_grad()
+def _stack(name: str, layers: int = 2) -> LMStack:
+    """A random stack whose norms and biases are off their identity values too."""
+    config = _config(name)
+    stack = random_lm(config, range(layers), seed=0)
+    gen = torch.Generator().manual_seed(1)
+    for p in stack.parameters():
+        p.add_(torch.randn(p.shape, generator=gen) * 0.1)
+    return stack
+
+
+ROTARY = [name for name in CONFIGS if _config(name).rope_theta is not None]
+
+
+@pytest.fixture(params=list(CONFIGS))
+def name(request) -> str:
+    return request.param
+
+
+def test_bidirectional(name):
+    stack = _stack(name)
+    x = torch.randn(2, 6, stack.lm_dim)
+    y = x.clone()
+    y[:, -1] += torch.randn_like(y[:, -1])  # random: a constant shift is invisible to LayerNorm
+    with torch.no_grad():
+        change = (stack(x)[:, 0] - stack(y)[:, 0]).abs().max()
+    assert change > 1e-4
+
+
+def test_causal_switch_hides_later_tokens(name):
+    stack = _stack(name)
+    x = torch.randn(2, 6, stack.lm_dim)
+    y = x.clone()
+    y[:, -1] += torch.randn_like(y[:, -1])
+    with torch.no_grad():
+        torch.testing.assert_close(stack(x, causal=True)[:, :-1], stack(y, causal=True)[:, :-1])
+
+
+@pytest.mark.parametrize("name", ROTARY)
+def test_identity_rotary_is_no_rotary(name):
+    stack = _stack(name)
+    x = torch.randn(2, 5, stack.lm_dim)
+    cos, sin = rope_tables(stack.config, 5)
+    with torch.no_grad():
+        torch.testing.assert_close(stack(x, rope=(torch.ones_like(cos), torch.zeros_like(sin))), stack(x))
+        assert (stack(x, rope=(cos, sin)) - stack(x)).abs().max() > 1e-4
+
+
+def test_key_padding_mask(name):
+    stack = _stack(name)
+    valid, padded = 4, 3
+    x = torch.randn(2, valid + padded, stack.lm_dim)
+    mask = torch.zeros(2, valid + padded, dtype=torch.bool)
+    mask[:, valid:] = True  # True marks padding
+    noisy = x.clone()
+    noisy[:, valid:] = torch.randn(2, padded, stack.lm_dim) * 10
+    with torch.no_grad():
+        out = stack(x, mask)[:, :valid]
+        torch.testing.assert_close(out, stack(noisy, mask)[:, :valid])
+        torch.testing.assert_close(out, stack(x[:, :valid]), atol=1e-5, rtol=1e-5)
+        # Without the mask the padding does leak in, so the checks above are not vacuous.
+        assert (stack(noisy)[:, :valid] - out).abs().max() > 1e-4
+
+
+def test_frozen_stack_stays_in_eval_mode(name):
+    stack = _stack(name)
+    stack.train()
+    assert not stack.training and not any(m.training for m in stack.modules())
+    assert not any(p.requires_grad for p in stack.parameters())
+    stack.unfreeze().train()
+    assert stack.training and all(p.requires_grad for p in stack.parameters())
+
+
+def test_bf16_stack_takes_and_returns_fp32(name):
+    stack = _stack(name)
+    half = copy.deepcopy(stack).to(torch.bfloat16)
+    x = torch.randn(2, 6, stack.lm_dim)
+    with torch.no_grad():
+        ref, got = stack(x), half(x)
+    assert half.dtype == torch.bfloat16 and got.dtype == torch.float32
+    relative = (got - ref).norm() / ref.norm()
+    assert relative < 2e-2, f"bf16 deviates by {relative:.3%} from fp32"
