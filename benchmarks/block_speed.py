@@ -1,0 +1,316 @@
+"""Speed and memory of the frozen LM block on this CPU (the targets of issue 3).
+
+Three parts, each writing ``benchmarks/results/block_speed_<part>.{json,md}``:
+
+- ``frozen``: forward+backward of the frozen block versus the same block with trainable LM
+  weights (the ``finetune`` variant). Target: frozen <= 0.75x trainable (ideal about 0.67x,
+  since the frozen layers skip their weight gradients).
+- ``memory``: bytes of the LM parameters and RSS growth of building the block, fp32 versus
+  bf16 weights, each build in a fresh subprocess. Target: bf16 saves >= 45%.
+- ``paper``: one training step (forward + backward + AdamW on the mappers) of lm4vis
+  (bf16 weights, bf16 autocast, SDPA) versus the paper's block (`paper_block.py`: fp32,
+  matmul + softmax). Target: >= 2x faster. Also lm4vis in fp32 without autocast, to separate
+  what SDPA brings from what bf16 brings.
+
+All with SmolLM2-135M's last layer (lm_dim 576) and ViT-S-like tokens (in_dim 384, 197 tokens).
+Example: ``python benchmarks/block_speed.py --parts frozen paper memory``.
+"""
+
+from __future__ import annotations
+
+import os
+
+# Must be set before torch loads OpenMP. On a shared 2-core machine, OpenMP's default busy-wait
+# turns every parallel region into a fight with the other tenants' processes (steps measured
+# 5-15x slower and erratic); passive waiting keeps the measurement about this code. Set
+# OMP_WAIT_POLICY=ACTIVE in the environment to measure the default on a quiet machine.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import argparse  # noqa: E402
+import contextlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_common import (  # noqa: E402  (the scripts run as files, not as a package)
+    CLOCK_NOTE, CLOCKS, RESULTS_DIR, interleaved_times, markdown_table, paired_ratio,
+    setup_threads, summarize_clocks, write_results,
+)
+
+SOURCE = "smollm2-135m"
+PARTS = ("frozen", "memory", "paper")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS), help="what to measure")
+    p.add_argument("--batch", type=int, default=32, help="images per step")
+    p.add_argument("--tokens", type=int, default=197, help="tokens per image (ViT-S/16 at 224 px)")
+    p.add_argument("--in-dim", type=int, default=384, help="host token width (ViT-S)")
+    p.add_argument("--layers", default="-1", help="LM layers to keep, e.g. -1 or -2:")
+    p.add_argument("--rounds", type=int, default=15, help="timed steps per candidate (interleaved)")
+    p.add_argument("--warmup", type=int, default=3, help="untimed steps per candidate first")
+    p.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
+    p.add_argument("--results-dir", type=Path, default=RESULTS_DIR,
+                   help="where the JSON and markdown go (e.g. a scratch folder for a smoke run)")
+    p.add_argument("--memory-layers", nargs="+", default=["-1", "0:"],
+                   help="layer spans for the memory part (0: = all layers, a clearer RSS signal)")
+    p.add_argument("--memory-child", nargs=3, metavar=("KIND", "LAYERS", "IN_DIM"), help=argparse.SUPPRESS)
+    return p.parse_args(argv)
+
+
+def load_block(args: argparse.Namespace, variant: str, dtype: torch.dtype | None, seed: int = 0):
+    """A `FrozenLMBlock` on SmolLM2's layers; the mappers drawn from ``seed`` so every
+    candidate starts from the same weights."""
+    from lm4vis import FrozenLMBlock
+
+    torch.manual_seed(seed)
+    return FrozenLMBlock.from_pretrained(SOURCE, in_dim=args.in_dim, layers=args.layers,
+                                         variant=variant, dtype=dtype)
+
+
+def tokens(args: argparse.Namespace, requires_grad: bool = True) -> torch.Tensor:
+    # The host before the block is trained too, so its tokens carry a gradient.
+    x = torch.randn(args.batch, args.tokens, args.in_dim, generator=torch.Generator().manual_seed(1))
+    return x.requires_grad_(requires_grad)
+
+
+def fwd_bwd(model: torch.nn.Module, x: torch.Tensor, autocast: bool) -> Callable[[], None]:
+    def step() -> None:
+        model.zero_grad(set_to_none=True)
+        x.grad = None
+        ctx = torch.autocast("cpu", dtype=torch.bfloat16) if autocast else contextlib.nullcontext()
+        with ctx:
+            out = model(x)
+        out.float().mean().backward()
+    return step
+
+
+def train_step(model: torch.nn.Module, x: torch.Tensor, autocast: bool) -> Callable[[], None]:
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(trainable, lr=1e-4)
+    inner = fwd_bwd(model, x, autocast)
+
+    def step() -> None:
+        inner()
+        opt.step()
+    return step
+
+
+# --- part 1: frozen versus trainable ----------------------------------------------------------
+
+def part_frozen(args: argparse.Namespace) -> dict[str, Any]:
+    x = tokens(args)
+    rows, results = [], {}
+    # (label, frozen dtype, trainable dtype, autocast). The first two compare like with like;
+    # the third is what `lm4vis train` actually runs under precision=bf16-mixed: a trainable
+    # LM keeps fp32 master weights that autocast casts every step, a frozen one can be held
+    # in bf16 once (block.dtype=bf16) because it never takes an optimizer step.
+    setups = (
+        ("fp32", None, None, False),
+        ("bf16 + autocast, both held in bf16", torch.bfloat16, torch.bfloat16, True),
+        ("bf16-mixed: frozen held in bf16, trainable fp32 master", torch.bfloat16, None, True),
+    )
+    for label, frozen_dtype, trainable_dtype, autocast in setups:
+        frozen = load_block(args, "frozen", frozen_dtype)
+        trainable = load_block(args, "finetune", trainable_dtype)
+        counts = {"frozen": frozen.param_counts(), "finetune": trainable.param_counts()}
+        times = interleaved_times(
+            {"frozen": fwd_bwd(frozen, x, autocast), "finetune": fwd_bwd(trainable, x, autocast)},
+            rounds=args.rounds, warmup=args.warmup,
+        )
+        s = {k: summarize_clocks(v) for k, v in times.items()}
+        ratio = {c: s["frozen"][c]["median_ms"] / s["finetune"][c]["median_ms"] for c in CLOCKS}
+        paired = {c: paired_ratio(times, "frozen", "finetune", c) for c in CLOCKS}
+        results[label] = {"summary": s, "ratio_of_medians": ratio, "paired_ratio": paired,
+                          "param_counts": counts, "times_s": times}
+        rows.append([label, s["frozen"]["wall"]["median_ms"], s["finetune"]["wall"]["median_ms"],
+                     ratio["wall"], paired["wall"], s["frozen"]["cpu"]["median_ms"],
+                     s["finetune"]["cpu"]["median_ms"], paired["cpu"],
+                     "yes" if paired["cpu"] <= 0.75 and paired["wall"] <= 0.75 else "NO"])
+        del frozen, trainable
+    table = (
+        f"Forward+backward of the block, SmolLM2-135M layers {args.layers}, batch {args.batch} x "
+        f"{args.tokens} tokens x {args.in_dim}, median of {args.rounds} interleaved steps\n\n"
+        + markdown_table(["precision", "frozen wall ms", "trainable wall ms", "ratio of medians",
+                          "ratio per round (median)", "frozen CPU ms", "trainable CPU ms",
+                          "CPU ratio per round (median)", "<= 0.75x"], rows)
+        + f"\n\n{CLOCK_NOTE}"
+    )
+    write_results("block_speed_frozen", {"config": vars_of(args), "results": results}, table,
+                  args.results_dir)
+    return results
+
+
+# --- part 2: bf16 memory ----------------------------------------------------------------------
+
+def _status() -> dict[str, int]:
+    """VmRSS, RssAnon and VmHWM of this process in bytes."""
+    out = {}
+    with open("/proc/self/status") as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            if key in ("VmRSS", "RssAnon", "VmHWM"):
+                out[key] = int(value.split()[0]) * 1024
+    return out
+
+
+def _release_freed_heap() -> None:
+    """Give freed heap pages back to the OS (glibc keeps them otherwise), so RSS shows what is
+    still held rather than what the fp32 dequantized temporaries once needed."""
+    import ctypes
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
+def memory_child(kind: str, layers: str, in_dim: str) -> None:
+    """Runs in a fresh interpreter: build one block (or only open the checkpoint, ``kind`` =
+    ``reader``) and print what it cost as JSON."""
+    import gc
+
+    import lm4vis.checkpoint.gguf  # noqa: F401  (imports are in the baseline, not in the build)
+    from lm4vis import FrozenLMBlock, open_checkpoint
+
+    gc.collect()
+    _release_freed_heap()
+    before = _status()
+    if kind == "reader":  # the fixed cost of parsing the file's metadata, no weights read
+        kept: Any = open_checkpoint(SOURCE)
+        lm_params = lm_bytes = num_layers = 0
+    else:
+        dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[kind]
+        kept = FrozenLMBlock.from_pretrained(SOURCE, in_dim=int(in_dim), layers=layers, dtype=dtype)
+        lm_params = sum(p.numel() for p in kept.lm.parameters())
+        lm_bytes = sum(p.numel() * p.element_size() for p in kept.lm.parameters())
+        num_layers = len(kept.layer_indices)
+    gc.collect()
+    _release_freed_heap()
+    after = _status()
+    print(json.dumps({
+        "lm_param_bytes": lm_bytes, "lm_params": lm_params, "num_layers": num_layers,
+        "rss_delta": after["VmRSS"] - before["VmRSS"],
+        "anon_delta": after["RssAnon"] - before["RssAnon"],
+        "peak_delta": after["VmHWM"] - before["VmRSS"],
+    }))
+
+
+def _child(kind: str, layers: str, in_dim: int) -> dict[str, int]:
+    proc = subprocess.run(
+        [sys.executable, __file__, "--memory-child", kind, layers, str(in_dim)],
+        capture_output=True, text=True, check=False,
+    )
+    if proc.returncode:
+        raise RuntimeError(f"memory subprocess ({kind}, layers {layers}) failed:\n{proc.stderr}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def part_memory(args: argparse.Namespace) -> dict[str, Any]:
+    mib = 1 / 2**20
+    reader = _child("reader", "-1", args.in_dim)
+    results: dict[str, Any] = {"reader_only": reader}
+    rows = []
+    for layers in args.memory_layers:
+        per = {kind: _child(kind, layers, args.in_dim) for kind in ("fp32", "bf16")}
+        for m in per.values():
+            # What building costs beyond the LM weights: mappers, first-use allocations.
+            m["rss_overhead"] = m["rss_delta"] - m["lm_param_bytes"]
+        saving = {k: 1 - per["bf16"][k] / per["fp32"][k] for k in ("lm_param_bytes", "rss_delta")}
+        results[layers] = {**per, "saving": saving}
+        for kind, m in per.items():
+            rows.append([layers, m["num_layers"], kind, m["lm_param_bytes"] * mib,
+                         m["rss_delta"] * mib, m["rss_overhead"] * mib, m["peak_delta"] * mib])
+        rows.append([layers, per["fp32"]["num_layers"], "**bf16 saving**",
+                     f"**{saving['lm_param_bytes']:.1%}**", f"**{saving['rss_delta']:.1%}**", "", ""])
+    table = (
+        "Memory of the LM weights, SmolLM2-135M (GGUF Q4_1, dequantized), each build in a fresh "
+        "process, MiB\n\n"
+        + markdown_table(["layers", "n", "dtype", "LM param bytes", "RSS growth",
+                          "RSS growth - LM bytes", "peak RSS growth"], rows)
+        + f"\n\nRSS growth = VmRSS after building the block minus before (imports done, freed heap "
+        f"returned with malloc_trim). 'RSS growth - LM bytes' is what the build holds besides the "
+        "LM weights (the fp32 mappers, first-use allocations): about the same for both dtypes, so "
+        "it dilutes the saving when only one small layer is kept. Opening the checkpoint alone "
+        f"grows RSS by {reader['rss_delta'] * mib:.1f} MiB. Peak = VmHWM after minus VmRSS "
+        "before: the fp32 dequantized copy of each tensor is transient."
+    )
+    write_results("block_speed_memory", {"config": vars_of(args), "results": results}, table,
+                  args.results_dir)
+    return results
+
+
+# --- part 3: against the paper's block --------------------------------------------------------
+
+def part_paper(args: argparse.Namespace) -> dict[str, Any]:
+    from paper_block import paper_block_like
+
+    fp32 = load_block(args, "frozen", None)
+    bf16 = load_block(args, "frozen", torch.bfloat16)
+    paper = paper_block_like(fp32)
+    x = tokens(args)
+
+    # The reference must compute the same function before its timing means anything.
+    with torch.no_grad():
+        ref, out32 = paper(x), fp32(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out16 = bf16(x).float()
+    diff32 = (ref - out32).abs().max().item()
+    diff16 = (ref - out16).abs().max().item()
+    scale = ref.abs().max().item()
+    torch.testing.assert_close(out32, ref, rtol=1e-4, atol=1e-4 * scale)
+
+    paper_name = "paper (fp32, matmul+softmax)"
+    candidates = {
+        paper_name: train_step(paper, x, autocast=False),
+        "lm4vis fp32, no autocast (SDPA)": train_step(fp32, x, autocast=False),
+        "lm4vis bf16 weights + bf16 autocast (SDPA)": train_step(bf16, x, autocast=True),
+    }
+    times = interleaved_times(candidates, rounds=args.rounds, warmup=args.warmup)
+    s = {k: summarize_clocks(v) for k, v in times.items()}
+    speedup = {k: {c: s[paper_name][c]["median_ms"] / v[c]["median_ms"] for c in CLOCKS}
+               for k, v in s.items()}
+    paired = {k: {c: 1 / paired_ratio(times, k, paper_name, c) for c in CLOCKS} for k in s}
+    rows = [[k, v["wall"]["median_ms"], v["wall"]["q1_ms"], v["wall"]["q3_ms"],
+             speedup[k]["wall"], paired[k]["wall"], v["cpu"]["median_ms"], paired[k]["cpu"]]
+            for k, v in s.items()]
+    table = (
+        f"Training step (forward + backward + AdamW on the mappers), SmolLM2-135M layers "
+        f"{args.layers}, batch {args.batch} x {args.tokens} tokens x {args.in_dim}, median of "
+        f"{args.rounds} interleaved steps\n\n"
+        + markdown_table(["candidate", "wall ms/step", "q1", "q3", "speed-up (medians)",
+                          "speed-up per round (median)", "CPU ms/step",
+                          "CPU speed-up per round (median)"], rows)
+        + f"\n\nOutputs checked first: max |lm4vis fp32 - paper| = {diff32:.2e}, "
+        f"max |lm4vis bf16 - paper| = {diff16:.2e} (output scale {scale:.3g}).\n\n{CLOCK_NOTE}"
+    )
+    payload = {"config": vars_of(args), "summary": s, "times_s": times,
+               "speedup_vs_paper": speedup, "speedup_vs_paper_paired": paired,
+               "max_abs_diff": {"fp32": diff32, "bf16": diff16, "output_abs_max": scale}}
+    write_results("block_speed_paper", payload, table, args.results_dir)
+    return payload
+
+
+def vars_of(args: argparse.Namespace) -> dict[str, Any]:
+    return {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()
+            if k != "memory_child"}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.memory_child:
+        memory_child(*args.memory_child)
+        return 0
+    setup_threads(args.threads)
+    for part in args.parts:
+        {"frozen": part_frozen, "memory": part_memory, "paper": part_paper}[part](args)
+        print()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
