@@ -1,0 +1,185 @@
+"""Lightning pieces of a run: NaN stop, step timing, atomic checkpoints, an appending CSV log."""
+
+from __future__ import annotations
+
+import csv
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.fabric.loggers.logger import rank_zero_experiment
+from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.loggers.csv_logs import ExperimentWriter
+
+
+class NonFiniteLossError(RuntimeError):
+    """Training produced a NaN or infinite loss; the message says what to lower."""
+
+
+class NonFiniteLossStop(L.Callback):
+    """Stops the run at the first non-finite loss, before its gradients touch the weights.
+
+    The check runs before backward; every rank takes part so that all of them stop together.
+
+    Args:
+        precision: the trainer's precision (the advice depends on it).
+    """
+
+    def __init__(self, precision: str) -> None:
+        self.precision = precision
+
+    def on_before_backward(self, trainer: L.Trainer, pl_module: L.LightningModule, loss: torch.Tensor) -> None:
+        bad = not bool(torch.isfinite(loss.detach()).all())
+        if trainer.world_size > 1:
+            bad = trainer.strategy.reduce_boolean_decision(bad, all=False)
+        if bad:
+            raise NonFiniteLossError(self.message(trainer, loss))
+
+    def message(self, trainer: L.Trainer, loss: torch.Tensor) -> str:
+        lr = trainer.optimizers[0].param_groups[0]["lr"] if trainer.optimizers else float("nan")
+        if self.precision.startswith("16"):
+            fix = "or switch trainer.precision to bf16-mixed or 32 (fp16 overflows)"
+        elif self.precision.startswith("bf16"):
+            fix = "or try trainer.precision=32 to rule out bf16 rounding"
+        else:
+            fix = "or set optim.grad_clip (precision is fp32 already, so it is not the cause)"
+        return (
+            f"non-finite training loss ({float(loss.detach().float().mean())}) at step "
+            f"{trainer.global_step}, epoch {trainer.current_epoch}: lower optim.lr (now {lr:.3g}) "
+            f"or lengthen optim.warmup_epochs, {fix}. The paper's small OPT models also went NaN "
+            "at DeiT's learning rate and needed a lower one."
+        )
+
+
+class StepTimer(L.Callback):
+    """Wall and CPU time per training step, data loading included (medians over the run).
+
+    The first ``skip`` steps of every fit are left out: they pay for warm-up (allocations,
+    worker start-up) and would bias short runs. CPU time (this process, all its threads) is
+    kept beside wall time because on a shared machine wall time mostly measures the neighbours.
+    """
+
+    def __init__(self, skip: int = 2) -> None:
+        self.skip = skip
+        self.times: list[float] = []
+        self.cpu_times: list[float] = []
+        self._last: float | None = None
+        self._last_cpu = 0.0
+        self._seen = 0
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._last = None  # the gap across validation is not a step
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
+        now, cpu = time.perf_counter(), time.process_time()
+        if self._last is not None and self._seen >= self.skip:
+            self.times.append(now - self._last)
+            self.cpu_times.append(cpu - self._last_cpu)
+        self._last, self._last_cpu = now, cpu
+        self._seen += 1
+
+    @property
+    def median(self) -> float | None:
+        return statistics.median(self.times) if self.times else None
+
+    @property
+    def cpu_median(self) -> float | None:
+        return statistics.median(self.cpu_times) if self.cpu_times else None
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Writes each checkpoint to a temporary file beside it, then renames it into place.
+
+    Lightning's own save writes through fsspec, whose local "transaction" stages the file in
+    the system temp folder and then *moves* it: across file systems that is a copy, and a kill
+    during the copy leaves a truncated ``last.ckpt``. A same-folder ``os.replace`` cannot.
+    """
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None) -> None:
+        if storage_options is not None:
+            raise TypeError("AtomicCheckpointIO takes no storage_options")
+        atomic_write(Path(path), lambda f: torch.save(checkpoint, f))
+
+
+def atomic_write(path: Path, write: Any, mode: str = "wb") -> None:
+    """Write ``path`` via a temporary file in the same folder and ``os.replace``.
+
+    Args:
+        path: destination.
+        write: called with the open temporary file.
+        mode: ``wb`` or ``w``.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, mode) as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        # mkstemp creates the file private (0600); give it the permissions open() would.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+class _AppendingWriter(ExperimentWriter):
+    def __init__(self, log_dir: str) -> None:
+        super().__init__(log_dir)
+        if os.path.isfile(self.metrics_file_path):
+            # Start from the file's columns, so that rows already there stay writable when a
+            # rewrite adds a column.
+            with open(self.metrics_file_path, newline="") as f:
+                self.metrics_keys = sorted(next(csv.reader(f), []))
+
+    def _check_log_dir_exists(self) -> None:
+        # Lightning deletes an existing metrics.csv here; a resumed run must append to it.
+        pass
+
+
+class RunCSVLogger(CSVLogger):
+    """`CSVLogger` writing ``metrics.csv`` straight into the run folder and appending on resume."""
+
+    def __init__(self, run_dir: str | os.PathLike) -> None:
+        super().__init__(save_dir=os.fspath(run_dir), name="", version="")
+
+    @property
+    @rank_zero_experiment
+    def experiment(self) -> ExperimentWriter:
+        if self._experiment is None:
+            os.makedirs(self.root_dir, exist_ok=True)
+            self._experiment = _AppendingWriter(log_dir=self.log_dir)
+        return self._experiment
+
+
+def truncate_metrics(path: Path, completed_epochs: int) -> None:
+    """Drop rows of epochs that a resumed run will train again (logged after the checkpoint).
+
+    Args:
+        path: ``metrics.csv``.
+        completed_epochs: epochs the checkpoint holds; rows with ``epoch >= completed_epochs``
+            go.
+    """
+    if not path.is_file():
+        return
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        fields = reader.fieldnames or []
+        rows = [r for r in reader if r.get("epoch") in ("", None) or int(float(r["epoch"])) < completed_epochs]
+
+    def write(f: Any) -> None:
+        w = csv.DictWriter(f, fieldnames=fields)
+        w.writeheader()
+        w.writerows(rows)
+
+    atomic_write(path, write, mode="w")

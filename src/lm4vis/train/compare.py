@@ -1,0 +1,161 @@
+"""Variants x seeds on one dataset with one budget, resumable, then one report.
+
+Every run is an ordinary run in ``out_dir/<name>/<variant>-s<seed>/``: a completed one is
+kept (after checking its config is the one asked for), a killed one resumes from its last
+checkpoint, a failed one (NaN) is reported as failed. Seeds form the outer loop so that the
+variants of one seed are trained close together in time on a shared machine.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from ..hosts import VARIANTS
+from .config import ConfigError, RunConfig
+from .datamodule import DatasetFactory
+from .report import write_report
+from .run import read_summary, train
+
+log = logging.getLogger(__name__)
+
+
+def run_name(label: str, seed: int) -> str:
+    """Folder name of one run of a comparison: the cell label made path-safe, and the seed."""
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", label).strip("-") or "run"
+    return f"{safe}-s{seed}"
+
+
+def compare(
+    cfg: RunConfig,
+    variants: Iterable[str] = ("baseline", "frozen-lm", "mlp"),
+    seeds: Iterable[int] = (0, 1, 2),
+    name: str | None = None,
+    dataset_factory: DatasetFactory | None = None,
+    title: str | None = None,
+    on_run_done: Any = None,
+    reading: Any = None,
+) -> dict[str, Any]:
+    """Train every variant with every seed and write ``report.md``, ``curves.png``, ``results.json``.
+
+    Args:
+        cfg: the shared config; ``block.variant``, ``seed`` and ``run_name`` are set per run.
+        variants: names from `lm4vis.hosts.VARIANTS`.
+        seeds: run seeds; each gives every variant the same host initialisation and batches.
+        name: folder under ``cfg.out_dir`` (default: the dataset name).
+        dataset_factory: `lm4vis.data.build_dataset` replacement (tests).
+        title: heading of the report.
+        on_run_done: called with each run's summary as it finishes (progress output).
+        reading: ``reading(runs, summary) -> str``, a paragraph for the report's end.
+
+    Returns:
+        The results dict (as in ``results.json``), with ``out_dir`` added.
+    """
+    variants = list(variants)
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown or not variants:
+        raise ConfigError(f"unknown variant(s) {unknown or '(none given)'}; choose from {', '.join(VARIANTS)}")
+    cells = [(v, {"block.variant": v}) for v in variants]
+    return run_grid(cfg, cells, seeds, name or cfg.data.name, title=title or f"Variants on {cfg.data.name}",
+                    dataset_factory=dataset_factory, on_run_done=on_run_done, reading=reading)
+
+
+def run_grid(
+    cfg: RunConfig,
+    cells: list[tuple[str, dict[str, Any]]],
+    seeds: Iterable[int],
+    name: str,
+    title: str | None = None,
+    dataset_factory: DatasetFactory | None = None,
+    on_run_done: Any = None,
+    reading: Any = None,
+) -> dict[str, Any]:
+    """Train every cell (a labelled set of config overrides) with every seed, then report.
+
+    `compare` is the grid whose cells are block variants; sweeps (layers, placements, LMs)
+    are grids too. Runs go to ``cfg.out_dir/name/<label>-s<seed>/``.
+
+    Args:
+        cfg: the shared config.
+        cells: ``(label, overrides)`` per row of the report, e.g. ``("layer 3", {"block.layers": "3"})``.
+        seeds: run seeds.
+        name: folder under ``cfg.out_dir``.
+        title: heading of the report.
+        dataset_factory: `lm4vis.data.build_dataset` replacement (tests).
+        on_run_done: called with each run's summary as it finishes.
+        reading: ``reading(runs, summary) -> str``, a paragraph for the report's end.
+
+    Returns:
+        The results dict (as in ``results.json``), with ``out_dir`` added. Each run's summary
+        carries its row label as ``cell``.
+    """
+    seeds = [int(s) for s in seeds]
+    labels = [label for label, _ in cells]
+    if not cells:
+        raise ConfigError("nothing to run: give at least one variant (or cell)")
+    if not seeds:
+        raise ConfigError("give at least one seed")
+    folders = [run_name(label, 0) for label in labels]
+    if len(set(seeds)) != len(seeds) or len(set(folders)) != len(folders):
+        raise ConfigError("variants (cells) and seeds must not repeat")
+    out_dir = Path(cfg.out_dir) / name
+    runs = []
+    for seed in seeds:
+        for label, overrides in cells:
+            folder = run_name(label, seed)
+            run_cfg = cfg.replace({**overrides, "seed": seed, "out_dir": os.fspath(out_dir),
+                                   "run_name": folder})
+            summary = _one(run_cfg, out_dir / folder, dataset_factory)
+            runs.append({**summary, "cell": label})
+            if on_run_done is not None:
+                on_run_done(runs[-1])
+    meta = {
+        "title": title or f"Comparison on {cfg.data.name}",
+        "dataset": _dataset_line(cfg),
+        "host": _host_line(cfg),
+        "lm": f"{cfg.block.source}, layers {cfg.block.layers} (where: {cfg.block.where})",
+        "budget": _budget_line(cfg),
+        "seeds": ", ".join(map(str, seeds)),
+        "variants": labels,
+        "cells": [{"label": label, "overrides": overrides} for label, overrides in cells],
+        "config": cfg.to_dict(),
+    }
+    results = write_report(out_dir, runs, labels, meta, reading)
+    results["out_dir"] = str(out_dir)
+    return results
+
+
+def _one(cfg: RunConfig, run_dir: Path, factory: DatasetFactory | None) -> dict[str, Any]:
+    if run_dir.exists():
+        done = read_summary(run_dir)
+        if done is not None and done.get("status") == "failed":
+            log.warning("%s failed before (%s); delete the folder to train it again", run_dir,
+                        done.get("error"))
+            return done
+        # Completed runs are returned as they are, killed ones continue; both only if the
+        # folder holds this very config.
+        return train(cfg, resume=run_dir, dataset_factory=factory)
+    return train(cfg, dataset_factory=factory)
+
+
+def _dataset_line(cfg: RunConfig) -> str:
+    d = cfg.data
+    sizes = f"train {d.limit_train or 'all'} / {d.val_split} {d.limit_val or 'all'} images"
+    return f"{d.name} at {d.image_size} px, {sizes}"
+
+
+def _host_line(cfg: RunConfig) -> str:
+    h = cfg.host
+    extra = ", ".join(f"{k}={v}" for k, v in h.kwargs.items())
+    return f"{h.name} (patch {h.patch_size}{', ' + extra if extra else ''})"
+
+
+def _budget_line(cfg: RunConfig) -> str:
+    t, o = cfg.trainer, cfg.optim
+    steps = f", at most {t.max_steps} steps" if t.max_steps != -1 else ""
+    return (f"{t.max_epochs} epochs{steps}, batch {cfg.data.batch_size}, AdamW lr {o.lr:g} "
+            f"wd {o.weight_decay:g}, precision {t.precision}")

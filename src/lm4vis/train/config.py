@@ -1,0 +1,657 @@
+"""Typed run configuration: dataclasses, YAML presets with ``base:`` inheritance, overrides.
+
+A run is described by one `RunConfig` (host, block, data, optim, trainer, seed, where to write).
+Presets are YAML files that may name a ``base:`` preset and override only what differs.
+Command-line overrides are ``section.key=value`` strings, typed by the dataclass field they set.
+An unknown key anywhere is an error that lists the valid keys of its section: a typo must never
+silently train something else. The resolved config is what a run saves as ``config.yaml``, and
+resolving a resolved config gives it back unchanged, so configs can be compared on resume.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Union
+
+import yaml
+
+from ..hosts import VARIANTS, BlockConfig, HostConfig
+
+PRECISIONS = ("32", "32-true", "bf16-mixed", "bf16-true", "16-mixed")
+STRATEGIES_HINT = ("auto", "ddp", "ddp_spawn", "fsdp", "deepspeed")
+CROPS = ("none", "random-resized", "padded")
+SCHEDULES = ("cosine", "constant")
+VAL_SPLITS = ("val", "test")
+TASKS = ("classification",)
+
+
+class ConfigError(ValueError):
+    """A config that cannot be used; the message names the key and the fix."""
+
+
+@dataclass
+class DataConfig:
+    """Which images, how many, in what order.
+
+    Args:
+        name: a dataset of `lm4vis.data` (fashion-mnist, animal-mnist, cluttered-*, imagefolder,
+            idx, masks-folder).
+        root: folder of the dataset files (needed by imagefolder / idx / masks-folder).
+        image_size: side the images are resized to; None takes ``host.img_size``.
+        batch_size: images per device per step.
+        eval_batch_size: images per device per validation step; None takes ``batch_size``.
+        num_workers: DataLoader worker processes.
+        limit_train: keep only the first N training images (quick runs).
+        limit_val: keep only the first N validation images.
+        val_split: ``val`` (carved from train where the source has none) or ``test``.
+        data_seed: seed of generated data (the cluttered-* scenes). Kept apart from the run
+            seed so every seed and every variant is measured on the same images (the splits
+            themselves are fixed by `lm4vis.data`).
+        mean, std: per-channel normalisation (0..1 scale); None estimates them from up to
+            1000 training images.
+        crop: training crop: ``none``, ``random-resized`` (DeiT, scale 0.08-1) or ``padded``
+            (pad by ``crop_padding`` and crop back, the small-image recipe).
+        crop_padding: padding of the ``padded`` crop, in pixels.
+        hflip: probability of a horizontal flip in training.
+    """
+
+    name: str = "fashion-mnist"
+    root: str | None = None
+    image_size: int | None = None
+    batch_size: int = 64
+    eval_batch_size: int | None = None
+    num_workers: int = 0
+    limit_train: int | None = None
+    limit_val: int | None = None
+    val_split: str = "val"
+    data_seed: int = 0
+    mean: list[float] | None = None
+    std: list[float] | None = None
+    crop: str = "none"
+    crop_padding: int = 4
+    hflip: float = 0.0
+
+    def __post_init__(self) -> None:
+        _positive(self, "data", "batch_size")
+        if self.eval_batch_size is None:
+            self.eval_batch_size = self.batch_size
+        _positive(self, "data", "eval_batch_size")
+        for name in ("image_size", "limit_train", "limit_val"):
+            if getattr(self, name) is not None:
+                _positive(self, "data", name)
+        if self.num_workers < 0:
+            raise ConfigError(f"data.num_workers={self.num_workers} must be >= 0")
+        _choice(self, "data", "val_split", VAL_SPLITS)
+        _choice(self, "data", "crop", CROPS)
+        _probability(self, "data", "hflip")
+        if (self.mean is None) != (self.std is None):
+            raise ConfigError("data.mean and data.std must be given together (or both left None)")
+        if self.mean is not None and len(self.mean) != len(self.std):
+            raise ConfigError(
+                f"data.mean has {len(self.mean)} values but data.std has {len(self.std)}; "
+                "give one per image channel"
+            )
+        if self.std is not None and any(s <= 0 for s in self.std):
+            raise ConfigError(f"data.std={self.std} must be positive")
+
+
+@dataclass
+class OptimConfig:
+    """AdamW, warm-up then cosine, and the DeiT regularisers.
+
+    Args:
+        lr: peak learning rate (per ``lr_batch_size`` images when that is set).
+        lr_batch_size: when set, the peak rate is ``lr * global_batch / lr_batch_size``
+            (DeiT: 5e-4 per 512 images); None uses ``lr`` as is.
+        weight_decay: AdamW decay of matrices; norms, biases and the host's
+            ``no_weight_decay()`` parameters never decay.
+        betas, eps: AdamW moments.
+        schedule: ``cosine`` (from the peak down to ``min_lr``) or ``constant``.
+        warmup_epochs: linear warm-up length in epochs (may be fractional).
+        warmup_steps: warm-up length in optimizer steps; overrides ``warmup_epochs``.
+        min_lr: floor of the cosine schedule.
+        label_smoothing: of the cross-entropy (ignored when mixup/cutmix mix the labels,
+            which then carry the smoothing themselves).
+        mixup, cutmix: Beta alphas of timm's Mixup; 0 switches each off.
+        mixup_prob: probability of mixing a batch at all.
+        mixup_switch_prob: probability of cutmix instead of mixup when both are on.
+        randaugment: timm RandAugment string such as ``rand-m9-mstd0.5-inc1``, or None.
+        random_erasing: probability of timm's RandomErasing per image.
+        grad_clip: clip the global gradient norm to this value (None: off).
+    """
+
+    lr: float = 1e-3
+    lr_batch_size: int | None = None
+    weight_decay: float = 0.05
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    eps: float = 1e-8
+    schedule: str = "cosine"
+    warmup_epochs: float = 0.0
+    warmup_steps: int | None = None
+    min_lr: float = 1e-6
+    label_smoothing: float = 0.0
+    mixup: float = 0.0
+    cutmix: float = 0.0
+    mixup_prob: float = 1.0
+    mixup_switch_prob: float = 0.5
+    randaugment: str | None = None
+    random_erasing: float = 0.0
+    grad_clip: float | None = None
+
+    def __post_init__(self) -> None:
+        _positive(self, "optim", "lr")
+        if self.lr_batch_size is not None:
+            _positive(self, "optim", "lr_batch_size")
+        for name in ("weight_decay", "min_lr", "warmup_epochs", "mixup", "cutmix", "eps"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"optim.{name}={getattr(self, name)} must be >= 0")
+        if self.warmup_steps is not None and self.warmup_steps < 0:
+            raise ConfigError(f"optim.warmup_steps={self.warmup_steps} must be >= 0")
+        if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
+            raise ConfigError(f"optim.betas={self.betas} must be two numbers in [0, 1)")
+        _choice(self, "optim", "schedule", SCHEDULES)
+        for name in ("label_smoothing", "mixup_prob", "mixup_switch_prob", "random_erasing"):
+            _probability(self, "optim", name)
+        if self.randaugment is not None and not self.randaugment.startswith("rand-"):
+            raise ConfigError(
+                f"optim.randaugment={self.randaugment!r} is not a timm RandAugment string; "
+                "use e.g. 'rand-m9-mstd0.5-inc1' or null"
+            )
+        if self.grad_clip is not None:
+            _positive(self, "optim", "grad_clip")
+
+    @property
+    def mixes_labels(self) -> bool:
+        return (self.mixup > 0 or self.cutmix > 0) and self.mixup_prob > 0
+
+
+@dataclass
+class TrainerConfig:
+    """Budget and hardware, passed to `lightning.Trainer`.
+
+    Args:
+        max_epochs: epochs to train; the schedule spans them.
+        max_steps: stop after this many optimizer steps (-1: no limit); the schedule then
+            spans ``min(max_steps, max_epochs * steps_per_epoch)``.
+        precision: ``32`` or ``bf16-mixed`` (autocast; ``16-mixed`` needs a GPU).
+        accelerator: ``auto``, ``cpu``, ``gpu``, ...
+        devices: devices per node, or ``auto``.
+        num_nodes: machines.
+        strategy: ``auto``, ``ddp``, ``fsdp``, ... (straight to Lightning).
+        log_every_n_steps: how often step metrics are written.
+        limit_train_batches, limit_val_batches: Lightning's per-epoch batch limits
+            (a fraction or a count); None: all.
+        val_every_n_epochs: validate every N epochs.
+        accumulate_grad_batches: batches per optimizer step.
+        progress_bar: show a progress bar.
+    """
+
+    max_epochs: int = 10
+    max_steps: int = -1
+    precision: str = "32"
+    accelerator: str = "auto"
+    devices: int | str = "auto"
+    num_nodes: int = 1
+    strategy: str = "auto"
+    log_every_n_steps: int = 10
+    limit_train_batches: int | float | None = None
+    limit_val_batches: int | float | None = None
+    val_every_n_epochs: int = 1
+    accumulate_grad_batches: int = 1
+    progress_bar: bool = True
+
+    def __post_init__(self) -> None:
+        _positive(self, "trainer", "max_epochs")
+        if self.max_steps != -1:
+            _positive(self, "trainer", "max_steps")
+        _choice(self, "trainer", "precision", PRECISIONS)
+        if isinstance(self.devices, str) and self.devices != "auto":
+            raise ConfigError(f"trainer.devices={self.devices!r} must be a count or 'auto'")
+        if isinstance(self.devices, int):
+            _positive(self, "trainer", "devices")
+        for name in ("num_nodes", "log_every_n_steps", "val_every_n_epochs",
+                     "accumulate_grad_batches"):
+            _positive(self, "trainer", name)
+        for name in ("limit_train_batches", "limit_val_batches"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ConfigError(f"trainer.{name}={value} must be positive (or null for all)")
+
+
+@dataclass
+class RunConfig:
+    """Everything one training run depends on; saved as ``config.yaml`` in the run folder.
+
+    Args:
+        host: the timm model (see `lm4vis.hosts.HostConfig`).
+        block: the LM block variant (see `lm4vis.hosts.BlockConfig`).
+        data, optim, trainer: see their classes.
+        task: what the model is trained to do (``classification``).
+        seed: initialisation, data order and augmentation; the same seed gives the same host
+            initialisation and the same batches for every variant.
+        out_dir: folder that holds run folders.
+        run_name: name of this run's folder; None derives ``<dataset>-<variant>-s<seed>``.
+    """
+
+    host: HostConfig = field(default_factory=HostConfig)
+    block: BlockConfig = field(default_factory=BlockConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    task: str = "classification"
+    seed: int = 0
+    out_dir: str = "runs"
+    run_name: str | None = None
+
+    def __post_init__(self) -> None:
+        _choice(self, "", "task", TASKS)
+        if self.seed < 0:
+            raise ConfigError(f"seed={self.seed} must be >= 0")
+        if self.data.image_size is None:
+            self.data.image_size = self.host.img_size
+        elif self.host.img_size is not None and self.host.img_size != self.data.image_size:
+            raise ConfigError(
+                f"data.image_size={self.data.image_size} but host.img_size={self.host.img_size}; "
+                "set them to the same size (or leave data.image_size null)"
+            )
+        if self.optim.mixes_labels and self.data.batch_size % 2:
+            raise ConfigError(
+                f"data.batch_size={self.data.batch_size} must be even when optim.mixup/cutmix are on "
+                "(timm's Mixup pairs each image with its mirror in the batch)"
+            )
+        if self.run_name is not None and (not self.run_name or os.sep in self.run_name):
+            raise ConfigError(f"run_name={self.run_name!r} must be a plain folder name")
+
+    @property
+    def default_run_name(self) -> str:
+        return f"{self.data.name}-{self.block.variant}-s{self.seed}"
+
+    # -- (de)serialisation ---------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return _to_plain(self)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=False)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunConfig:
+        """Build from a plain dict; unknown keys are errors naming the valid ones.
+
+        Args:
+            data: nested sections as loaded from YAML (no ``base:`` key).
+        """
+        return _build(cls, data, "")
+
+    def replace(self, overrides: dict[str, Any] | list[str]) -> RunConfig:
+        """A new config with dotted-key overrides applied and everything re-validated.
+
+        Args:
+            overrides: ``{"optim.lr": 1e-3}`` or ``["optim.lr=1e-3", ...]``.
+        """
+        data = self.to_dict()
+        apply_overrides(data, overrides)
+        return RunConfig.from_dict(data)
+
+    def diff(self, other: RunConfig) -> list[str]:
+        """Dotted keys whose values differ between two configs."""
+        a, b = _flatten(self.to_dict()), _flatten(other.to_dict())
+        return sorted(k for k in set(a) | set(b) if a.get(k, _MISSING) != b.get(k, _MISSING))
+
+
+# -- presets -------------------------------------------------------------------------------------
+def configs_dir() -> Path:
+    """The repository's ``configs/`` folder (``LM4VIS_CONFIGS`` overrides it)."""
+    env = os.environ.get("LM4VIS_CONFIGS")
+    if env:
+        return Path(env)
+    # src/lm4vis/train/config.py -> the repository root holds configs/
+    return Path(__file__).resolve().parents[3] / "configs"
+
+
+def find_preset(name: str | os.PathLike, relative_to: Path | None = None) -> Path:
+    """Path of a preset given as a file path or as a name under ``configs/``.
+
+    Args:
+        name: ``configs/x.yaml``, ``x.yaml`` or ``x`` (looked up in ``configs/``).
+        relative_to: folder of the file that names this one as its ``base:``.
+    """
+    text = os.fspath(name)
+    candidates = [Path(text)]
+    if relative_to is not None:
+        candidates.insert(0, relative_to / text)
+    for folder in {configs_dir(), *(p.parent for p in configs_dir().glob("**/*.yaml"))}:
+        candidates.append(folder / text)
+        candidates.append(folder / f"{text}.yaml")
+    for path in candidates:
+        if path.is_file():
+            return path
+    available = sorted(p.stem for p in configs_dir().glob("**/*.yaml"))
+    raise FileNotFoundError(
+        f"no config file {text!r}: not a path and not a preset in {configs_dir()} "
+        f"(presets: {', '.join(available) or 'none found'})"
+    )
+
+
+def load_preset_dict(name: str | os.PathLike, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """A preset's dict with its ``base:`` chain merged in (child keys win, sections merge).
+
+    Args:
+        name: path or preset name.
+    """
+    path = find_preset(name, _seen[-1].parent if _seen else None).resolve()
+    if path in _seen:
+        chain = " -> ".join(p.name for p in (*_seen, path))
+        raise ConfigError(f"preset inheritance loops: {chain}; remove one of the base: keys")
+    with open(path) as f:
+        try:
+            data = yaml.safe_load(f) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{path} is not valid YAML: {e}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold a mapping of sections, got {type(data).__name__}")
+    base = data.pop("base", None)
+    if base is None:
+        return data
+    merged = load_preset_dict(base, (*_seen, path))
+    _deep_merge(merged, data)
+    return merged
+
+
+def load_config(
+    name: str | os.PathLike | None = None, overrides: list[str] | dict[str, Any] | None = None
+) -> RunConfig:
+    """Resolve a preset (or the defaults) and overrides into a validated `RunConfig`.
+
+    Args:
+        name: preset path or name; None starts from the dataclass defaults.
+        overrides: ``["optim.lr=1e-3", "block.variant=mlp"]`` or a dotted-key dict.
+    """
+    data = load_preset_dict(name) if name is not None else {}
+    if overrides:
+        apply_overrides(data, overrides)
+    try:
+        return RunConfig.from_dict(data)
+    except ConfigError as e:
+        where = f" (in {name})" if name is not None else ""
+        raise ConfigError(f"{e}{where}") from None
+
+
+def load_run_config(path: str | os.PathLike) -> RunConfig:
+    """Read a run's saved ``config.yaml`` (no inheritance, no overrides).
+
+    Args:
+        path: the ``config.yaml`` file.
+    """
+    with open(path) as f:
+        data = yaml.safe_load(f) or {}
+    return RunConfig.from_dict(data)
+
+
+# -- overrides -----------------------------------------------------------------------------------
+def parse_override(text: str) -> tuple[str, str]:
+    """``"optim.lr=1e-3"`` -> ``("optim.lr", "1e-3")``."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(
+            f"override {text!r} is not of the form section.key=value (e.g. optim.lr=1e-3)"
+        )
+    return key.strip(), value.strip()
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str] | dict[str, Any]) -> None:
+    """Set dotted keys in a nested config dict; values given as text are typed by the field.
+
+    Args:
+        data: nested dict, changed in place.
+        overrides: ``["a.b=1", ...]`` (typed by the dataclass field) or ``{"a.b": 1}``.
+    """
+    items = overrides.items() if isinstance(overrides, dict) else map(parse_override, overrides)
+    for key, value in items:
+        parts = key.split(".")
+        hint = _field_type(RunConfig, parts)
+        if isinstance(value, str):
+            value = _parse_text(value, Any if hint is None else hint, key)
+        node = data
+        for part in parts[:-1]:
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                raise ConfigError(f"cannot set {key}: {part} is a value, not a section")
+            node = child
+        node[parts[-1]] = value
+
+
+def _field_type(cls: type, parts: list[str]) -> Any:
+    """The type hint of a dotted key, or raise listing the valid keys of the section."""
+    hint: Any = cls
+    for depth, part in enumerate(parts):
+        if dataclasses.is_dataclass(hint):
+            hints = typing.get_type_hints(hint)
+            valid = [f.name for f in dataclasses.fields(hint) if f.init]
+            if part not in valid:
+                raise _unknown_key(".".join(parts[: depth + 1]), valid)
+            hint = hints[part]
+        elif _origin(hint) is dict:
+            return None  # a free-form dict (host.kwargs): its values are typed as YAML
+        else:
+            raise ConfigError(f"{'.'.join(parts[:depth])} is a value, not a section: cannot set {'.'.join(parts)}")
+    return hint
+
+
+# -- building and checking dataclasses -------------------------------------------------------------
+_MISSING = object()
+
+
+def _build(cls: type, data: Any, path: str) -> Any:
+    if isinstance(data, cls):
+        return data
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path or 'the config'} must be a mapping of keys, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    unknown = [k for k in data if k not in fields]
+    if unknown:
+        raise _unknown_key(_join(path, str(unknown[0])), list(fields))
+    kwargs = {}
+    for name, value in data.items():
+        kwargs[name] = _coerce(value, hints[name], _join(path, name))
+    try:
+        return cls(**kwargs)
+    except ConfigError:
+        raise
+    except (ValueError, TypeError) as e:
+        # Host/block configs raise their own ValueErrors: keep the message, add the section.
+        text = str(e)
+        raise ConfigError(text if path and path in text else f"{path or 'config'}: {text}") from None
+
+
+def _coerce(value: Any, hint: Any, path: str) -> Any:
+    """Check ``value`` against ``hint`` and convert where lossless (int -> float, list -> tuple)."""
+    if isinstance(hint, str):
+        raise ConfigError(f"unresolved type hint {hint!r} for {path}")
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, path)
+    origin = _origin(hint)
+    if origin is Union:
+        args = typing.get_args(hint)
+        if value is None:
+            if type(None) in args:
+                return None
+            raise ConfigError(f"{path} cannot be null")
+        errors = []
+        # Try str last: "5" for an `int | str` field means the number 5.
+        for arg in sorted((a for a in args if a is not type(None)), key=lambda a: a is str):
+            try:
+                return _coerce(value, arg, path)
+            except ConfigError as e:
+                errors.append(str(e))
+        raise ConfigError(f"{path}={value!r} fits none of the types {_type_name(hint)}")
+    if value is None:
+        raise ConfigError(f"{path} cannot be null; give a {_type_name(hint)}")
+    if hint is Any:
+        return value
+    if origin in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{path} must be a list, got {value!r}")
+        (item,) = typing.get_args(hint)[:1] or (Any,)
+        return [_coerce(v, item, f"{path}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{path} must be a mapping, got {value!r}")
+        return dict(value)
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{path} must be true or false, got {value!r}")
+    if hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ConfigError(f"{path} must be an integer, got {value!r}")
+    if hint is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise ConfigError(f"{path} must be a number, got {value!r}")
+    if hint is str:
+        # YAML reads `precision: 32` as a number; the field is text.
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)
+        if isinstance(value, str):
+            return value
+        raise ConfigError(f"{path} must be text, got {value!r}")
+    raise ConfigError(f"{path}: unsupported field type {_type_name(hint)}")
+
+
+_NULLS = ("none", "null", "~")
+_TRUE = ("true", "yes", "on", "1")
+_FALSE = ("false", "no", "off", "0")
+
+
+def _parse_text(text: str, hint: Any, path: str) -> Any:
+    """Type a command-line value by the field it sets."""
+    origin = _origin(hint)
+    if origin is Union:
+        args = typing.get_args(hint)
+        if type(None) in args and text.lower() in _NULLS:
+            return None
+        for arg in sorted((a for a in args if a is not type(None)), key=lambda a: a is str):
+            try:
+                return _parse_text(text, arg, path)
+            except ConfigError:
+                continue
+        raise ConfigError(f"{path}={text!r} fits none of the types {_type_name(hint)}")
+    if hint is bool:
+        if text.lower() in _TRUE:
+            return True
+        if text.lower() in _FALSE:
+            return False
+        raise ConfigError(f"{path}={text!r} must be true or false")
+    if hint is int:
+        try:
+            return int(text)
+        except ValueError:
+            raise ConfigError(f"{path}={text!r} must be an integer") from None
+    if hint is float:
+        try:
+            return float(text)
+        except ValueError:
+            raise ConfigError(f"{path}={text!r} must be a number") from None
+    if hint is str:
+        return text
+    if origin in (list, tuple, dict) or hint is Any or dataclasses.is_dataclass(hint):
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{path}={text!r} is not valid YAML: {e}") from None
+        if origin in (list, tuple):
+            if isinstance(value, str):  # a,b,c
+                value = [yaml.safe_load(v) for v in value.split(",")]
+            elif not isinstance(value, list):  # one item
+                value = [value]
+        return value
+    raise ConfigError(f"{path}: unsupported field type {_type_name(hint)}")
+
+
+def _unknown_key(path: str, valid: list[str]) -> ConfigError:
+    section, _, key = path.rpartition(".")
+    close = difflib.get_close_matches(key, valid, n=1)
+    hint = f" (did you mean {_join(section, close[0])}?)" if close else ""
+    return ConfigError(
+        f"unknown config key {path!r}{hint}; valid keys of {section or 'the top level'}: "
+        f"{', '.join(valid)}"
+    )
+
+
+def _origin(hint: Any) -> Any:
+    origin = typing.get_origin(hint)
+    if origin is types.UnionType:
+        return Union
+    return origin
+
+
+def _type_name(hint: Any) -> str:
+    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
+
+
+def _join(path: str, name: str) -> str:
+    return f"{path}.{name}" if path else name
+
+
+def _to_plain(obj: Any) -> Any:
+    if dataclasses.is_dataclass(obj):
+        return {f.name: _to_plain(getattr(obj, f.name)) for f in dataclasses.fields(obj) if f.init}
+    if isinstance(obj, (list, tuple)):
+        return [_to_plain(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: _to_plain(v) for k, v in obj.items()}
+    return obj
+
+
+def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = _join(prefix, k)
+        if isinstance(v, dict) and v:
+            out.update(_flatten(v, key))
+        else:
+            out[key] = v
+    return out
+
+
+def _deep_merge(into: dict[str, Any], update: dict[str, Any]) -> None:
+    for k, v in update.items():
+        if isinstance(v, dict) and isinstance(into.get(k), dict):
+            _deep_merge(into[k], v)
+        else:
+            into[k] = v
+
+
+def _positive(obj: Any, section: str, name: str) -> None:
+    value = getattr(obj, name)
+    if value is None or value <= 0:
+        raise ConfigError(f"{_join(section, name)}={value} must be positive")
+
+
+def _probability(obj: Any, section: str, name: str) -> None:
+    value = getattr(obj, name)
+    if not 0.0 <= value <= 1.0:
+        raise ConfigError(f"{_join(section, name)}={value} must be in [0, 1]")
+
+
+def _choice(obj: Any, section: str, name: str, choices: tuple[str, ...]) -> None:
+    value = getattr(obj, name)
+    if value not in choices:
+        raise ConfigError(f"{_join(section, name)}={value!r} is unknown; choose one of {', '.join(choices)}")
+
+
+__all__ = ["RunConfig", "DataConfig", "OptimConfig", "TrainerConfig", "HostConfig", "BlockConfig",
+           "ConfigError", "load_config", "load_run_config", "load_preset_dict", "find_preset",
+           "configs_dir", "apply_overrides", "parse_override", "VARIANTS"]

@@ -1,0 +1,164 @@
+"""The one LightningModule: any host model, any `Task`.
+
+It owns what every task shares: the optimiser and schedule, per-step reseeding (so a resumed
+run repeats the uninterrupted one bit for bit), exact epoch metrics summed over batches and
+ranks, and a per-epoch history kept inside the checkpoints.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import lightning as L
+import torch
+from torch import Tensor, nn
+
+from .config import OptimConfig
+from .datamodule import seed_all, seed_for
+from .optim import build_optimizer
+from .tasks import Task
+
+
+class LitModel(L.LightningModule):
+    """Trains ``model`` on ``task``.
+
+    Args:
+        model: the host with its block attached (or any ``nn.Module`` the task can feed).
+        task: loss, metrics and batch handling.
+        optim: the optimiser config.
+        seed: the run seed (reseeds the generators at every step from (seed, epoch, batch, rank)).
+    """
+
+    def __init__(self, model: nn.Module, task: Task, optim: OptimConfig, seed: int = 0) -> None:
+        super().__init__()
+        self.model = model
+        self.task = task
+        self.optim_cfg = optim
+        self.seed = seed
+        self.history: list[dict[str, float]] = []  # one entry per validated epoch
+        self.peak_lr: float | None = None
+        self._train_sums: dict[str, Tensor] = {}
+        self._val_sums: dict[str, Tensor] = {}
+
+    def forward(self, x: Any) -> Any:
+        return self.model(x)
+
+    # -- training --------------------------------------------------------------------------------
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        # Dropout, drop-path and mixup draw from the global generators: seed them from the
+        # position in the run alone, so resuming or a different variant changes nothing.
+        seed_all(seed_for(self.seed, self.current_epoch, batch_idx, self.global_rank, 1))
+
+    def training_step(self, batch: Any, batch_idx: int) -> Tensor:
+        inputs, targets = self.task.unpack(batch)
+        mixed_inputs, mixed_targets = self.task.augment_batch(inputs, targets)
+        outputs = self.model(mixed_inputs)
+        loss = self.task.loss(outputs, mixed_targets, train=True)
+        n = self.task.batch_size(batch)
+        self.log("train/loss", loss.detach(), on_step=True, on_epoch=False, prog_bar=True, batch_size=n)
+        self.log("lr", self.trainer.optimizers[0].param_groups[0]["lr"], on_step=True, on_epoch=False,
+                 batch_size=n)
+        sums = {"count": torch.tensor(float(n), device=loss.device), "loss": loss.detach().float() * n}
+        if not self.task.mixes_targets:
+            sums = self.task.batch_sums(outputs, targets)
+            sums["loss"] = loss.detach().float() * n  # the training loss (smoothed), not plain CE
+        _add(self._train_sums, sums)
+        return loss
+
+    def on_train_epoch_start(self) -> None:
+        self._train_sums = {}
+
+    def on_train_epoch_end(self) -> None:
+        totals = self._reduce(self._train_sums)
+        if not totals:
+            return
+        n = max(float(totals["count"]), 1.0)
+        metrics = {"train/epoch_loss": float(totals["loss"]) / n}
+        if "correct" in totals:
+            metrics["train/epoch_acc"] = float(totals["correct"]) / n
+        self.log_dict(metrics, sync_dist=False, rank_zero_only=False)
+        if self.history and self.history[-1].get("epoch") == self.current_epoch:
+            self.history[-1].update(metrics)
+        else:
+            self.history.append({"epoch": self.current_epoch, "step": self.global_step, **metrics})
+
+    # -- validation ------------------------------------------------------------------------------
+    def on_validation_epoch_start(self) -> None:
+        self._val_sums = {}
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        inputs, targets = self.task.unpack(batch)
+        outputs = self.model(inputs)
+        _add(self._val_sums, self.task.batch_sums(outputs, targets))
+
+    def on_validation_epoch_end(self) -> None:
+        totals = self._reduce(self._val_sums)
+        if not totals or self.trainer.sanity_checking:
+            return
+        metrics = {f"val/{k}": v for k, v in self.task.epoch_metrics(totals).items()}
+        self.log_dict(metrics, sync_dist=False, prog_bar=True)
+        entry = {"epoch": self.current_epoch, "step": self.global_step, **metrics}
+        # Validation runs before on_train_epoch_end in Lightning's loop: the train
+        # numbers of this epoch join the entry there.
+        self.history.append(entry)
+
+    def _reduce(self, sums: dict[str, Tensor]) -> dict[str, Tensor]:
+        if self.trainer.world_size <= 1:
+            return sums
+        # Every rank must join, in the same key order, even one that saw no batch.
+        keys = sorted(set(sums) | {"count"})
+        local = torch.stack([sums.get(k, torch.zeros((), device=self.device)).float() for k in keys])
+        total = self.trainer.strategy.reduce(local.to(self.device), reduce_op="sum")
+        return dict(zip(keys, total.cpu()))
+
+    # -- optimiser -------------------------------------------------------------------------------
+    def configure_optimizers(self) -> dict[str, Any]:
+        trainer = self.trainer
+        dm = trainer.datamodule
+        if dm is not None and hasattr(dm, "batches_per_epoch"):
+            # Counted without building the loader: Lightning's estimate creates the training
+            # iterator before a checkpoint is restored, and with workers it would prefetch the
+            # resumed epoch in epoch 0's order.
+            batches = dm.batches_per_epoch(trainer.world_size, trainer.limit_train_batches)
+            per_epoch = max(1, math.ceil(batches / trainer.accumulate_grad_batches))
+            total = per_epoch * trainer.max_epochs
+            if trainer.max_steps != -1:
+                total = min(total, trainer.max_steps)
+        else:
+            total = int(trainer.estimated_stepping_batches)
+            per_epoch = max(1, math.ceil(trainer.num_training_batches / trainer.accumulate_grad_batches))
+        self.peak_lr = peak_lr(self.optim_cfg, self.global_batch_size())
+        opt, sched = build_optimizer(self.model, self.optim_cfg, self.peak_lr, total, per_epoch)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    def global_batch_size(self) -> int:
+        trainer = self.trainer
+        dm = trainer.datamodule
+        per_device = getattr(dm, "batch_size", None) or getattr(trainer.train_dataloader, "batch_size", 1)
+        return int(per_device) * trainer.world_size * trainer.accumulate_grad_batches
+
+    # -- checkpoint extras -----------------------------------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["lm4vis_history"] = list(self.history)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.history = list(checkpoint.get("lm4vis_history", []))
+
+
+def peak_lr(cfg: OptimConfig, global_batch: int) -> float:
+    """The rate after warm-up: ``lr``, or ``lr * global_batch / lr_batch_size`` (DeiT's rule).
+
+    Args:
+        cfg: the optimiser config.
+        global_batch: images per optimizer step over all devices.
+    """
+    if cfg.lr_batch_size is None:
+        return cfg.lr
+    return cfg.lr * global_batch / cfg.lr_batch_size
+
+
+def _add(into: dict[str, Tensor], sums: dict[str, Tensor]) -> None:
+    for k, v in sums.items():
+        v = v.detach().float()
+        into[k] = into[k] + v if k in into else v

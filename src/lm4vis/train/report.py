@@ -1,0 +1,324 @@
+"""The comparison report: statistics over seeds, ``report.md``, ``curves.png``, ``results.json``.
+
+Intervals are Student's t intervals over seeds. The t quantile is computed here (regularised
+incomplete beta by its continued fraction, inverted by bisection) so that scipy is not needed.
+Differences between variants are paired by seed: the same seed gives the same host
+initialisation and the same batches to every variant, so the paired difference removes most
+of the seed-to-seed spread.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from pathlib import Path
+from typing import Any
+
+from .callbacks import atomic_write
+
+
+# -- Student's t ---------------------------------------------------------------------------------
+def _betacf(a: float, b: float, x: float) -> float:
+    """Continued fraction of the incomplete beta function (modified Lentz)."""
+    tiny, eps = 1e-300, 1e-15
+    qab, qap, qam = a + b, a + 1.0, a - 1.0
+    c, d = 1.0, 1.0 - qab * x / qap
+    d = 1.0 / (d if abs(d) > tiny else tiny)
+    h = d
+    for m in range(1, 500):
+        m2 = 2 * m
+        aa = m * (b - m) * x / ((qam + m2) * (a + m2))
+        d = 1.0 + aa * d
+        d = 1.0 / (d if abs(d) > tiny else tiny)
+        c = 1.0 + aa / c
+        c = c if abs(c) > tiny else tiny
+        h *= d * c
+        aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))
+        d = 1.0 + aa * d
+        d = 1.0 / (d if abs(d) > tiny else tiny)
+        c = 1.0 + aa / c
+        c = c if abs(c) > tiny else tiny
+        delta = d * c
+        h *= delta
+        if abs(delta - 1.0) < eps:
+            break
+    return h
+
+
+def betainc(a: float, b: float, x: float) -> float:
+    """Regularised incomplete beta function I_x(a, b)."""
+    if x <= 0.0:
+        return 0.0
+    if x >= 1.0:
+        return 1.0
+    log_front = (math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b)
+                 + a * math.log(x) + b * math.log1p(-x))
+    if x < (a + 1.0) / (a + b + 2.0):
+        return math.exp(log_front) * _betacf(a, b, x) / a
+    return 1.0 - math.exp(log_front) * _betacf(b, a, 1.0 - x) / b
+
+
+def t_cdf(t: float, df: float) -> float:
+    """P(T <= t) for Student's t with ``df`` degrees of freedom."""
+    x = df / (df + t * t)
+    tail = 0.5 * betainc(df / 2.0, 0.5, x)
+    return 1.0 - tail if t >= 0 else tail
+
+
+def t_quantile(p: float, df: float) -> float:
+    """The ``p`` quantile of Student's t (e.g. ``t_quantile(0.975, 4) = 2.776``).
+
+    Args:
+        p: probability in (0, 1).
+        df: degrees of freedom (> 0).
+    """
+    if not 0.0 < p < 1.0 or df <= 0:
+        raise ValueError(f"t_quantile needs 0 < p < 1 and df > 0, got p={p}, df={df}")
+    if p < 0.5:
+        return -t_quantile(1.0 - p, df)
+    lo, hi = 0.0, 1.0
+    while t_cdf(hi, df) < p:
+        hi *= 2.0
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        if t_cdf(mid, df) < p:
+            lo = mid
+        else:
+            hi = mid
+        if hi - lo < 1e-12:
+            break
+    return 0.5 * (lo + hi)
+
+
+def mean_ci(values: list[float], level: float = 0.95) -> dict[str, Any]:
+    """Mean, sample std and the Student's t interval of the mean.
+
+    Args:
+        values: one number per seed.
+        level: confidence level.
+
+    Returns:
+        ``{"n", "mean", "std", "ci_low", "ci_high", "half_width"}``; the interval is None
+        with fewer than two values (no spread to measure).
+    """
+    n = len(values)
+    if n == 0:
+        return {"n": 0, "mean": None, "std": None, "ci_low": None, "ci_high": None, "half_width": None}
+    mean = statistics.fmean(values)
+    if n < 2:
+        return {"n": 1, "mean": mean, "std": None, "ci_low": None, "ci_high": None, "half_width": None}
+    std = statistics.stdev(values)
+    half = t_quantile(0.5 + level / 2.0, n - 1) * std / math.sqrt(n)
+    return {"n": n, "mean": mean, "std": std, "ci_low": mean - half, "ci_high": mean + half,
+            "half_width": half}
+
+
+# -- tables ----------------------------------------------------------------------------------------
+METRIC = "val/acc"
+
+
+def row_label(run: dict[str, Any]) -> str:
+    """The report row a run belongs to: its grid cell, else its block variant."""
+    return run.get("cell") or run.get("variant")
+
+
+def summarize(runs: list[dict[str, Any]], variants: list[str], reference: str | None = "baseline") -> dict[str, Any]:
+    """Per-row statistics over seeds and paired differences to ``reference``.
+
+    Args:
+        runs: run summaries (``summary.json`` contents) of every row and seed.
+        variants: the row labels (block variants, or grid cells), in table order.
+        reference: the row the others are compared with (paired by seed), if present.
+    """
+    rows = []
+    by_variant: dict[str, dict[int, float]] = {}
+    for v in variants:
+        mine = [r for r in runs if row_label(r) == v]
+        done = [r for r in mine if r.get("status") == "completed" and METRIC in (r.get("final") or {})]
+        accs = {int(r["seed"]): float(r["final"][METRIC]) for r in done}
+        by_variant[v] = accs
+        stats = mean_ci(list(accs.values()))
+        params = (done or mine or [{}])[0].get("params") or {}
+        steps = [r["time_per_step_s"] for r in done if r.get("time_per_step_s")]
+        cpu = [r["cpu_time_per_step_s"] for r in done if r.get("cpu_time_per_step_s")]
+        ips = [r["images_per_s"] for r in done if r.get("images_per_s")]
+        rows.append({
+            "variant": v,
+            "seeds": sorted(accs),
+            "failed": sorted(int(r["seed"]) for r in mine if r.get("status") == "failed"),
+            "top1": stats,
+            "trainable_params": params.get("trainable"),
+            "frozen_params": params.get("frozen"),
+            "time_per_step_s": statistics.fmean(steps) if steps else None,
+            "cpu_time_per_step_s": statistics.fmean(cpu) if cpu else None,
+            "images_per_s": statistics.fmean(ips) if ips else None,
+        })
+    diffs = []
+    if reference in by_variant:
+        ref = by_variant[reference]
+        for v in variants:
+            if v == reference:
+                continue
+            common = sorted(set(ref) & set(by_variant[v]))
+            d = [by_variant[v][s] - ref[s] for s in common]
+            stats = mean_ci(d)
+            verdict = "n/a"
+            if stats["ci_low"] is not None:
+                if stats["ci_low"] > 0:
+                    verdict = "better"
+                elif stats["ci_high"] < 0:
+                    verdict = "worse"
+                else:
+                    verdict = "no significant difference"
+            diffs.append({"variant": v, "reference": reference, "seeds": common, "diff": stats,
+                          "verdict": verdict})
+    return {"metric": METRIC, "rows": rows, "paired_differences": diffs}
+
+
+def _pct(x: float | None) -> str:
+    return "–" if x is None else f"{100 * x:.2f}"
+
+
+def _count(n: int | None) -> str:
+    return "–" if n is None else f"{n:,}"
+
+
+def markdown_table(summary: dict[str, Any]) -> str:
+    """The main table: one row per variant."""
+    lines = [
+        "| variant | seeds | top-1 mean (%) | std | 95% CI | trainable params | frozen params | ms/step | CPU ms/step | images/s |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in summary["rows"]:
+        s = r["top1"]
+        ci = "–" if s["ci_low"] is None else f"[{_pct(s['ci_low'])}, {_pct(s['ci_high'])}]"
+        step = "–" if r["time_per_step_s"] is None else f"{1000 * r['time_per_step_s']:.1f}"
+        cpu = "–" if r.get("cpu_time_per_step_s") is None else f"{1000 * r['cpu_time_per_step_s']:.1f}"
+        ips = "–" if r["images_per_s"] is None else f"{r['images_per_s']:.0f}"
+        seeds = str(len(r["seeds"])) + (f" ({len(r['failed'])} failed)" if r["failed"] else "")
+        lines.append(f"| {r['variant']} | {seeds} | {_pct(s['mean'])} | {_pct(s['std'])} | {ci} | "
+                     f"{_count(r['trainable_params'])} | {_count(r['frozen_params'])} | {step} | {cpu} | {ips} |")
+    return "\n".join(lines)
+
+
+def differences_table(summary: dict[str, Any]) -> str:
+    """Paired differences to the reference variant."""
+    diffs = summary["paired_differences"]
+    if not diffs:
+        return ""
+    lines = ["| variant − " + diffs[0]["reference"] + " | seeds | mean diff (pts) | 95% CI (pts) | verdict |",
+             "| --- | --- | --- | --- | --- |"]
+    for d in diffs:
+        s = d["diff"]
+        ci = "–" if s["ci_low"] is None else f"[{100 * s['ci_low']:+.2f}, {100 * s['ci_high']:+.2f}]"
+        mean = "–" if s["mean"] is None else f"{100 * s['mean']:+.2f}"
+        lines.append(f"| {d['variant']} | {len(d['seeds'])} | {mean} | {ci} | {d['verdict']} |")
+    return "\n".join(lines)
+
+
+# -- curves ----------------------------------------------------------------------------------------
+def plot_curves(runs: list[dict[str, Any]], variants: list[str], path: Path) -> None:
+    """Validation accuracy and losses per epoch: mean over seeds, shaded min-max range.
+
+    Args:
+        runs: run summaries with ``history``.
+        variants: which variants, in legend order.
+        path: the PNG to write.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax_acc, ax_loss) = plt.subplots(1, 2, figsize=(11, 4))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, v in enumerate(variants):
+        color = colors[i % len(colors)]
+        hists = [r.get("history") or [] for r in runs if row_label(r) == v and r.get("history")]
+        for ax, key, style, label in ((ax_acc, "val/acc", "-", v), (ax_loss, "train/epoch_loss", "-", f"{v} train"),
+                                      (ax_loss, "val/loss", "--", f"{v} val")):
+            curve = _mean_curve(hists, key)
+            if not curve:
+                continue
+            epochs, mean, lo, hi = zip(*curve)
+            x = [e + 1 for e in epochs]
+            ax.plot(x, mean, style, color=color, label=label, marker="o", markersize=3)
+            ax.fill_between(x, lo, hi, color=color, alpha=0.15)
+    ax_acc.set(xlabel="epoch", ylabel="validation top-1", title="accuracy (mean over seeds, range shaded)")
+    ax_loss.set(xlabel="epoch", ylabel="cross-entropy",
+                title="loss (train as optimised: solid; validation: dashed)")
+    from matplotlib.ticker import MaxNLocator
+
+    for ax in (ax_acc, ax_loss):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    tmp.replace(path)
+
+
+def _mean_curve(histories: list[list[dict[str, Any]]], key: str) -> list[tuple[int, float, float, float]]:
+    per_epoch: dict[int, list[float]] = {}
+    for hist in histories:
+        for h in hist:
+            if key in h:
+                per_epoch.setdefault(int(h["epoch"]), []).append(float(h[key]))
+    return [(e, statistics.fmean(v), min(v), max(v)) for e, v in sorted(per_epoch.items())]
+
+
+# -- the report ------------------------------------------------------------------------------------
+def write_report(
+    out_dir: Path, runs: list[dict[str, Any]], variants: list[str], meta: dict[str, Any],
+    reading: Any = None,
+) -> dict[str, Any]:
+    """Write ``report.md``, ``curves.png`` and ``results.json`` into ``out_dir``.
+
+    Args:
+        out_dir: the comparison folder.
+        runs: every run's summary.
+        variants: table order.
+        meta: what was compared (dataset, budget, config) for the header and the JSON.
+        reading: ``reading(runs, summary) -> str``, a paragraph for the report's end.
+
+    Returns:
+        The results dict (what ``results.json`` holds).
+    """
+    summary = summarize(runs, variants)
+    if reading is not None:
+        meta = {**meta, "reading": reading(runs, summary)}
+    plot_curves(runs, variants, out_dir / "curves.png")
+    results = {**meta, "summary": summary, "runs": runs}
+    atomic_write(out_dir / "results.json", lambda f: json.dump(results, f, indent=2, default=str), mode="w")
+    text = render_markdown(summary, meta)
+    atomic_write(out_dir / "report.md", lambda f: f.write(text), mode="w")
+    return results
+
+
+def render_markdown(summary: dict[str, Any], meta: dict[str, Any]) -> str:
+    lines = [f"# {meta.get('title', 'Variant comparison')}", ""]
+    for key in ("dataset", "host", "lm", "budget", "seeds"):
+        if key in meta:
+            lines.append(f"- **{key}**: {meta[key]}")
+    lines += [
+        "",
+        f"Top-1 is the validation accuracy after the last epoch (one fixed budget for every variant, "
+        f"no early stopping). The 95% CI is Student's t over seeds; with one seed there is none. "
+        f"ms/step is the median wall time of a training step (data included), images/s follows from "
+        f"it; CPU ms/step (all threads of the process) is less sensitive to other work on a shared "
+        f"machine.",
+        "",
+        markdown_table(summary),
+        "",
+    ]
+    diff = differences_table(summary)
+    if diff:
+        lines += ["Paired by seed (same host initialisation and batch order per seed):", "", diff, ""]
+    lines += ["![curves](curves.png)", ""]
+    if meta.get("reading"):
+        lines += ["## Reading", "", meta["reading"], ""]
+    return "\n".join(lines)

@@ -1,0 +1,136 @@
+"""Run folders: kill and resume gives the uninterrupted result, nothing is ever overwritten,
+checkpoints are written atomically, and `load_run` rebuilds the trained model."""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+
+from lm4vis.train.callbacks import AtomicCheckpointIO
+from lm4vis.train.config import ConfigError
+from lm4vis.train.run import RunExistsError, load_run, read_summary, train
+
+
+class Kill(RuntimeError):
+    pass
+
+
+class _KillAt(L.Callback):
+    """Raises in the middle of an epoch, as a killed process stops."""
+
+    def __init__(self, epoch: int, batch: int) -> None:
+        self.epoch, self.batch = epoch, batch
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if trainer.current_epoch == self.epoch and batch_idx == self.batch:
+            raise Kill("simulated kill")
+
+
+def _tensors(model):
+    return {k: v for k, v in model.state_dict().items() if torch.is_tensor(v)}
+
+
+# Every source of randomness on: augmentation, mixup/cutmix, drop path, label smoothing, and
+# worker processes (num_workers=2), where a resumed epoch is easiest to get wrong.
+AUGMENTED = {
+    "optim.mixup": 0.8, "optim.cutmix": 1.0, "optim.randaugment": "rand-m9-mstd0.5-inc1",
+    "optim.random_erasing": 0.25, "optim.label_smoothing": 0.1, "optim.warmup_epochs": 1.0,
+    "host.drop_path_rate": 0.1, "data.crop": "padded", "data.hflip": 0.5,
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_kill_and_resume_equals_uninterrupted(tiny_cfg, factory, num_workers):
+    cfg = tiny_cfg.replace({**AUGMENTED, "data.num_workers": num_workers, "trainer.max_epochs": 2})
+    full = train(cfg.replace({"run_name": "full"}), dataset_factory=factory)
+
+    killed_cfg = cfg.replace({"run_name": "killed"})
+    with pytest.raises(Kill):
+        train(killed_cfg, dataset_factory=factory, callbacks=[_KillAt(epoch=1, batch=2)])
+    run_dir = Path(cfg.out_dir) / "killed"
+    assert read_summary(run_dir)["status"] == "interrupted"
+    resumed = train(None, resume=run_dir, dataset_factory=factory)
+
+    assert resumed["status"] == "completed" and resumed["steps"] == full["steps"]
+    a, b = _tensors(load_run(Path(cfg.out_dir) / "full")[0]), _tensors(load_run(run_dir)[0])
+    assert a.keys() == b.keys()
+    assert max((a[k].float() - b[k].float()).abs().max().item() for k in a) <= 1e-6
+    for ha, hb in zip(full["history"], resumed["history"], strict=True):
+        assert ha.keys() == hb.keys()
+        assert all(ha[k] == pytest.approx(hb[k], abs=1e-6) for k in ha)
+    # metrics.csv: the killed partial epoch was dropped, not duplicated.
+    with open(run_dir / "metrics.csv") as f:
+        rows = [r for r in csv.DictReader(f) if r.get("train/loss")]
+    steps = [int(r["step"]) for r in rows]
+    assert steps == sorted(set(steps)) and len(steps) == full["steps"]
+
+
+def test_existing_run_folder_is_refused(tiny_cfg, factory):
+    cfg = tiny_cfg.replace({"run_name": "taken", "trainer.max_epochs": 1})
+    first = train(cfg, dataset_factory=factory)
+    ckpt = Path(first["run_dir"]) / "checkpoints" / "last.ckpt"
+    before = ckpt.stat().st_mtime_ns, ckpt.read_bytes()
+    with pytest.raises(RunExistsError) as e:
+        train(cfg, dataset_factory=factory)
+    assert "--resume" in str(e.value) and "auto" in str(e.value)
+    assert (ckpt.stat().st_mtime_ns, ckpt.read_bytes()) == before
+    # auto: a free suffix, the first run untouched
+    second = train(cfg, dataset_factory=factory, auto_name=True)
+    assert Path(second["run_dir"]).name == "taken-2"
+    assert (ckpt.stat().st_mtime_ns, ckpt.read_bytes()) == before
+    # resuming a completed run does nothing
+    again = train(None, resume=first["run_dir"], dataset_factory=factory)
+    assert again["status"] == "completed" and ckpt.stat().st_mtime_ns == before[0]
+
+
+def test_resume_with_other_config_names_the_keys(tiny_cfg, factory):
+    cfg = tiny_cfg.replace({"run_name": "mine", "trainer.max_epochs": 1})
+    first = train(cfg, dataset_factory=factory)
+    other = cfg.replace({"optim.lr": 0.5, "block.variant": "mlp", "out_dir": "elsewhere"})
+    with pytest.raises(ConfigError) as e:
+        train(other, resume=first["run_dir"], dataset_factory=factory)
+    msg = str(e.value)
+    assert "optim.lr" in msg and "block.variant" in msg and "out_dir" not in msg
+
+
+def test_run_folder_contents_and_load_run(tiny_cfg, factory):
+    cfg = tiny_cfg.replace({"run_name": "files", "trainer.max_epochs": 2})
+    summary = train(cfg, dataset_factory=factory)
+    run_dir = Path(summary["run_dir"])
+    names = sorted(p.name for p in (run_dir / "checkpoints").iterdir())
+    assert names == ["epoch000.ckpt", "epoch001.ckpt", "last.ckpt"]  # no temporary file left
+    assert {"config.yaml", "metrics.csv", "summary.json", "tensorboard"} <= {p.name for p in run_dir.iterdir()}
+    assert any((run_dir / "tensorboard").iterdir())
+    for key in ("time_per_step_s", "images_per_s", "params", "final", "best"):
+        assert summary[key]
+    model, loaded_cfg = load_run(run_dir)
+    assert loaded_cfg.data.mean is not None  # resolved statistics are part of the saved config
+    # the by-reference LM weights were not stored in the checkpoint, yet the model is complete
+    state = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False)["state_dict"]
+    assert not any(k.startswith("model.lm_block.lm.") for k in state)
+    x = torch.rand(2, 1, 16, 16)
+    model2, _ = load_run(run_dir, "last.ckpt")
+    assert torch.equal(model(x), model2(x))
+    with pytest.raises(FileNotFoundError, match="epoch000.ckpt"):
+        load_run(run_dir, "epoch999.ckpt")
+
+
+def test_atomic_checkpoint_survives_a_failed_write(tmp_path):
+    path = tmp_path / "last.ckpt"
+    io = AtomicCheckpointIO()
+    io.save_checkpoint({"w": torch.ones(3)}, path)
+
+    class Unpicklable:
+        def __reduce__(self):
+            raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError, match="disk full"):
+        io.save_checkpoint({"w": torch.zeros(3), "bad": Unpicklable()}, path)
+    assert torch.equal(torch.load(path)["w"], torch.ones(3))  # the old file is intact
+    assert os.listdir(tmp_path) == ["last.ckpt"]  # and no temporary file is left
