@@ -1,0 +1,155 @@
+"""Where tokens sit in the input: the one thing a new modality supplies to the analysis.
+
+Maps are per-token scores. To compare them with a ground-truth mask the analysis needs three
+things from the host's token layout, gathered in the `Layout` protocol:
+
+- which tokens are not spatial (CLS, registers: ``num_prefix_tokens``, dropped first);
+- how to paint a per-token score onto the input's space (``render``), where masks live;
+- how much of each token a mask covers (``coverage``), to call a token foreground.
+
+Images and videos use `GridLayout` (a patch grid, 2D or frames x 2D); point clouds use
+`PointGroupLayout` (each point belongs to the group, i.e. token, of its nearest centre).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+@runtime_checkable
+class Layout(Protocol):
+    """How a host's tokens map to its input.
+
+    ``render`` and ``coverage`` are inverse views of the same assignment: a token's score is
+    painted onto the input elements it covers, and a mask is averaged over those elements.
+    """
+
+    num_prefix_tokens: int
+
+    @property
+    def num_patches(self) -> int:
+        """Number of spatial tokens (after the prefix)."""
+        ...
+
+    def render(self, scores: Tensor, size: tuple[int, ...]) -> Tensor:
+        """Per-token scores ``(B, P)`` -> input-space values ``(B, *size)``."""
+        ...
+
+    def coverage(self, mask: Tensor) -> Tensor:
+        """Input-space mask ``(B, *size)`` -> fraction of each token covered ``(B, P)``."""
+        ...
+
+
+def patch_tokens(tokens: Tensor, layout: Layout | None) -> Tensor:
+    """Drop the prefix tokens: ``(B, N, ...) -> (B, P, ...)``.
+
+    Args:
+        tokens: features or scores with the token axis at dim 1.
+        layout: the host's layout; None keeps every token (no spatial meaning assumed).
+    """
+    if layout is None:
+        return tokens
+    n_prefix, n_patch = layout.num_prefix_tokens, layout.num_patches
+    if tokens.shape[1] != n_prefix + n_patch:
+        raise ValueError(
+            f"got {tokens.shape[1]} tokens but the layout has {n_prefix} prefix + {n_patch} "
+            "patch tokens; build the layout from the same model and input size"
+        )
+    return tokens[:, n_prefix:]
+
+
+@dataclass(frozen=True)
+class GridLayout:
+    """Prefix tokens then a regular grid of patches, row-major (timm ViTs; videos as T x H x W).
+
+    Args:
+        num_prefix_tokens: CLS and register tokens before the grid.
+        grid: patches per axis, e.g. ``(8, 8)`` for a 32 px image in 4 px patches, or
+            ``(T, H, W)`` for tubelets of a video.
+    """
+
+    num_prefix_tokens: int
+    grid: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        if not 1 <= len(self.grid) <= 3 or any(g <= 0 for g in self.grid):
+            raise ValueError(f"grid={self.grid} must have 1 to 3 positive sizes")
+        if self.num_prefix_tokens < 0:
+            raise ValueError(f"num_prefix_tokens={self.num_prefix_tokens} must be >= 0")
+
+    @property
+    def num_patches(self) -> int:
+        return math.prod(self.grid)
+
+    def _check(self, size: tuple[int, ...]) -> None:
+        if len(size) != len(self.grid):
+            raise ValueError(
+                f"input size {tuple(size)} has {len(size)} axes but the token grid {self.grid} "
+                f"has {len(self.grid)}; give a mask of the input's spatial shape"
+            )
+
+    def render(self, scores: Tensor, size: tuple[int, ...]) -> Tensor:
+        self._check(tuple(size))
+        grid = scores.reshape(scores.shape[0], 1, *self.grid).float()
+        # Nearest: each input element takes the score of the patch it lies in, so a
+        # thresholded render is exactly the render of the thresholded scores.
+        return F.interpolate(grid, size=tuple(size), mode="nearest")[:, 0]
+
+    def coverage(self, mask: Tensor) -> Tensor:
+        self._check(tuple(mask.shape[1:]))
+        pooled = F.adaptive_avg_pool2d if len(self.grid) == 2 else (
+            F.adaptive_avg_pool1d if len(self.grid) == 1 else F.adaptive_avg_pool3d)
+        return pooled(mask[:, None].float(), self.grid).flatten(1)
+
+
+@dataclass(frozen=True)
+class PointGroupLayout:
+    """Point-cloud tokens: each token is a group of points (Point-BERT style patches).
+
+    Args:
+        num_prefix_tokens: CLS tokens before the groups.
+        assignment: ``(B, M)`` long tensor, the group (token) index of every point, e.g. its
+            nearest group centre. Masks are per point: ``(B, M)``.
+        num_groups: number of group tokens.
+    """
+
+    num_prefix_tokens: int
+    assignment: Tensor
+    num_groups: int
+
+    @property
+    def num_patches(self) -> int:
+        return self.num_groups
+
+    def render(self, scores: Tensor, size: tuple[int, ...]) -> Tensor:
+        if tuple(size) != tuple(self.assignment.shape[1:]):
+            raise ValueError(f"size {tuple(size)} must be the number of points {self.assignment.shape[1]}")
+        return scores.float().gather(1, self.assignment)
+
+    def coverage(self, mask: Tensor) -> Tensor:
+        b = mask.shape[0]
+        total = torch.zeros(b, self.num_groups).scatter_add_(1, self.assignment, mask.float())
+        count = torch.zeros(b, self.num_groups).scatter_add_(
+            1, self.assignment, torch.ones_like(mask, dtype=torch.float))
+        return total / count.clamp_min(1.0)
+
+
+def layout_of(model: nn.Module) -> GridLayout:
+    """The `GridLayout` of a timm ViT (prefix tokens and ``patch_embed.grid_size``).
+
+    Args:
+        model: a host built by `lm4vis.hosts.build_host` / `build_model`.
+    """
+    from ..hosts import token_layout
+
+    t = token_layout(model)
+    return GridLayout(t.num_prefix_tokens, tuple(t.grid))
+
+
+__all__ = ["Layout", "GridLayout", "PointGroupLayout", "layout_of", "patch_tokens"]
