@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,7 +10,7 @@ from torch import nn
 
 from ..block import FrozenLMBlock
 from ..checkpoint import load_lm_layers
-from .attach import attach, find_attachment
+from .attach import attach, host_width
 
 #: The paper's variants: the method and its controls. Keys are the names users type.
 VARIANTS: dict[str, str | None] = {
@@ -117,8 +116,6 @@ def build_model(host: HostConfig, block: BlockConfig, seed: int = 0) -> nn.Modul
 
 
 def _width(model: nn.Module) -> int:
-    from .attach import host_width
-
     width = host_width(model)
     if width is None:
         raise ValueError(f"{type(model).__name__} exposes no embed_dim; cannot size the adapters")
@@ -149,12 +146,3 @@ def token_layout(model: nn.Module) -> TokenLayout:
             f"{type(model).__name__} has no patch_embed.grid_size; give the analysis a layout explicitly"
         )
     return TokenLayout(int(getattr(model, "num_prefix_tokens", 1)), tuple(int(g) for g in grid))
-
-
-def lm_block_of(model: nn.Module) -> FrozenLMBlock | None:
-    att = find_attachment(model)
-    return att.block if att is not None else None
-
-
-def asdict(cfg: HostConfig | BlockConfig) -> dict[str, Any]:
-    return dataclasses.asdict(cfg)

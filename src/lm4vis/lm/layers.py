@@ -343,11 +343,7 @@ def random_lm(config: LMConfig, layer_indices: Iterable[int] | None = None, seed
     return lm
 
 
-def flops_per_token(config: LMConfig, num_layers: int, num_tokens: int) -> int:
-    return num_layers * config.layer_flops_per_token(num_tokens)
-
-
 __all__ = [
     "Norm", "LMAttention", "LMMLP", "LMLayer", "LMStack", "random_lm", "rope_tables",
-    "apply_rope", "flops_per_token",
+    "apply_rope",
 ]
