@@ -109,3 +109,71 @@ def test_bf16_stack_takes_and_returns_fp32(name):
     assert half.dtype == torch.bfloat16 and got.dtype == torch.float32
     relative = (got - ref).norm() / ref.norm()
     assert relative < 2e-2, f"bf16 deviates by {relative:.3%} from fp32"
+
+
+@pytest.mark.parametrize("case", ["plain", "padding", "causal+padding"])
+def test_attention_kernels_agree(name, case):
+    """SDPA and the explicit-matmul kernel compute the same function, values and gradients."""
+    stack = _stack(name)
+    x = torch.randn(2, 7, stack.lm_dim)
+    mask = None
+    if case != "plain":
+        mask = torch.zeros(2, 7, dtype=torch.bool)
+        mask[0, 5:] = True  # padding differs per sample, so the mask's batch axis matters
+    causal = case.startswith("causal")
+    results = []
+    for impl in ("sdpa", "matmul"):
+        xi = x.clone().requires_grad_()
+        out = stack.set_attention(impl)(xi, mask, causal=causal)
+        out.square().sum().backward()
+        results.append((out.detach(), xi.grad))
+    (out_sdpa, grad_sdpa), (out_mm, grad_mm) = results
+    torch.testing.assert_close(out_mm, out_sdpa, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(grad_mm, grad_sdpa, atol=1e-4, rtol=1e-4)
+
+
+def test_auto_attention_takes_matmuls_for_short_bf16_sequences_on_cpu(monkeypatch):
+    import lm4vis.lm.layers as layers
+
+    stack = copy.deepcopy(_stack("llama")).to(torch.bfloat16)  # grouped-query heads
+    limit = layers.MATMUL_MAX_TOKENS[torch.bfloat16]
+    calls = []
+    sdpa = layers.F.scaled_dot_product_attention
+
+    def counting_sdpa(*args, **kwargs):
+        calls.append(args[0].shape[-2])
+        return sdpa(*args, **kwargs)
+
+    monkeypatch.setattr(layers.F, "scaled_dot_product_attention", counting_sdpa)
+    with torch.no_grad():
+        for n in (3, limit, limit + 1):
+            mask = torch.zeros(1, n, dtype=torch.bool)
+            mask[0, n - 1:] = True
+            stack(torch.randn(1, n, stack.lm_dim), mask)
+        assert calls == [limit + 1] * 2  # both layers; the shorter inputs took matmuls
+        calls.clear()
+        stack.set_attention("sdpa")(torch.randn(1, 3, stack.lm_dim))
+        assert calls == [3, 3]
+        calls.clear()
+        stack.set_attention("matmul")(torch.randn(1, limit + 1, stack.lm_dim))
+        assert calls == []
+        calls.clear()
+        stack.float().set_attention("auto")(torch.randn(1, 3, stack.lm_dim))
+        assert calls == [3, 3]  # fp32 keeps SDPA
+
+
+def test_bf16_matmul_attention_close_to_fp32():
+    stack = _stack("llama")
+    half = copy.deepcopy(stack).to(torch.bfloat16).set_attention("matmul")
+    x = torch.randn(2, 6, stack.lm_dim)
+    mask = torch.zeros(2, 6, dtype=torch.bool)
+    mask[1, 4:] = True
+    with torch.no_grad():
+        ref, got = stack(x, mask), half(x, mask)
+    relative = (got - ref).norm() / ref.norm()
+    assert relative < 2e-2, f"bf16 matmul attention deviates by {relative:.3%} from fp32"
+
+
+def test_unknown_attention_kernel_is_refused():
+    with pytest.raises(ValueError, match="attention='flash'.*auto, sdpa, matmul"):
+        _stack("llama").set_attention("flash")

@@ -10,6 +10,7 @@ from torch import nn
 
 from ..block import FrozenLMBlock
 from ..checkpoint import load_lm_layers
+from ..lm.layers import ATTENTION_IMPLS
 from .attach import attach, host_width
 
 #: The paper's variants: the method and its controls. Keys are the names users type.
@@ -54,6 +55,9 @@ class BlockConfig:
         where: placement: last, first, middle, a block index or a module path.
         final_norm: unit, pretrained or none (see `FrozenLMBlock`).
         dtype: dtype the LM layers are held in (``bf16`` saves memory), None = as stored.
+        attention: attention kernel of the LM layers: ``auto`` (explicit matmuls for short
+            bf16 sequences on CPU, SDPA otherwise; see `lm4vis.lm.layers.MATMUL_MAX_TOKENS`),
+            ``sdpa`` or ``matmul``; the same function, different speed.
     """
 
     variant: str = "frozen-lm"
@@ -62,11 +66,16 @@ class BlockConfig:
     where: str | int = "last"
     final_norm: str = "unit"
     dtype: str | None = None
+    attention: str = "auto"
 
     def __post_init__(self) -> None:
         if self.variant not in VARIANTS:
             raise ValueError(
                 f"block.variant={self.variant!r} is unknown; choose one of {', '.join(VARIANTS)}"
+            )
+        if self.attention not in ATTENTION_IMPLS:
+            raise ValueError(
+                f"block.attention={self.attention!r} is unknown; choose one of {', '.join(ATTENTION_IMPLS)}"
             )
 
 
@@ -105,7 +114,7 @@ def build_model(host: HostConfig, block: BlockConfig, seed: int = 0) -> nn.Modul
     lm = load_lm_layers(
         block.source, block.layers, dtype=block.dtype,
         weights=core_variant in ("frozen", "finetune"),  # the controls need only the config
-    )
+    ).set_attention(block.attention)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed + 1_000_003)
         lm_block = FrozenLMBlock(

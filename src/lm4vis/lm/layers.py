@@ -13,12 +13,16 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .config import LMConfig
+
+AttentionImpl = Literal["auto", "sdpa", "matmul"]
+ATTENTION_IMPLS: tuple[str, ...] = ("auto", "sdpa", "matmul")
 
 _ACTIVATIONS = {
     "silu": F.silu,
@@ -53,12 +57,11 @@ class Norm(nn.Module):
         if self.kind == "layer":
             return F.layer_norm(x, (self.dim,), self.weight, self.bias, self.eps)
         # RMS statistics in fp32 even when the weights are bf16, as the reference models do.
-        x32 = x.float()
-        y = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)
+        w = None
         if self.weight is not None:
             w = self.weight.float()
-            y = y * (1.0 + w if self.unit_offset else w)
-        return y.type_as(x)
+            w = 1.0 + w if self.unit_offset else w
+        return F.rms_norm(x.float(), (self.dim,), w, self.eps).type_as(x)
 
     def extra_repr(self) -> str:
         return f"{self.dim}, kind={self.kind}, eps={self.eps}, unit_offset={self.unit_offset}"
@@ -101,6 +104,47 @@ def _attn_mask(
     return mask
 
 
+#: Longest sequence for which ``attention="auto"`` takes explicit matmuls over SDPA, per dtype,
+#: on CPU. Measured by benchmarks/attention.py (table in the README): in bf16, SDPA's CPU flash
+#: kernel has a large fixed cost, above all in its backward, that two AMX/AVX-512-bf16 matmuls
+#: avoid (2-6x faster up to 577 tokens); at 785 tokens the N x N scores cost more than they
+#: save. In fp32 neither kernel wins consistently, so SDPA (fused, less memory) is kept.
+MATMUL_MAX_TOKENS: dict[torch.dtype, int] = {torch.bfloat16: 512}
+
+
+def matmul_is_faster(q: Tensor) -> bool:
+    """The ``"auto"`` rule: on CPU, explicit matmuls up to `MATMUL_MAX_TOKENS` tokens; SDPA on
+    longer sequences, other dtypes and GPUs (where its fused kernels win)."""
+    limit = MATMUL_MAX_TOKENS.get(q.dtype) if q.device.type == "cpu" else None
+    return limit is not None and q.shape[-2] <= limit
+
+
+def matmul_attention(
+    q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, scale: float,
+    softcap: float | None = None,
+) -> Tensor:
+    """``softmax(q k^T * scale) v`` with explicit matmuls: (B, H, N, D) queries, (B, KV, N, D)
+    keys and values -> (B, H, N, D).
+
+    Grouped-query heads are handled by folding each group's queries into the sequence axis,
+    (B, KV, G*N, D), so keys and values are never repeated in memory. ``mask`` is boolean,
+    True where a query may attend, broadcastable to (B, H, N, N).
+    """
+    b, h, n, d = q.shape
+    kv = k.shape[1]
+    groups = h // kv
+    q = (q * scale).reshape(b, kv, groups * n, d)
+    scores = q @ k.transpose(-2, -1)  # (B, KV, G*N, N)
+    if softcap is not None:
+        scores = torch.tanh(scores / softcap) * softcap
+    if mask is not None:
+        # split the mask's head axis into (KV, G) to match the scores
+        grouped = mask.unsqueeze(1) if mask.dim() == 4 else mask
+        scores = scores.view(b, kv, groups, n, n).masked_fill(~grouped, float("-inf"))
+        scores = scores.view(b, kv, groups * n, n)
+    return (scores.softmax(-1) @ v).view(b, h, n, d)
+
+
 class LMAttention(nn.Module):
     """Multi-head attention with grouped-query heads, optional q/k norms and bias."""
 
@@ -118,6 +162,7 @@ class LMAttention(nn.Module):
             self.k_norm = Norm(c.head_dim, c.norm, c.norm_eps, c.norm_unit_offset)
         else:
             self.q_norm = self.k_norm = None
+        self.impl: AttentionImpl = "auto"
 
     def _qkv(self, x: Tensor, rope: tuple[Tensor, Tensor] | None) -> tuple[Tensor, Tensor, Tensor]:
         b, n, _ = x.shape
@@ -150,16 +195,19 @@ class LMAttention(nn.Module):
         b, n, _ = x.shape
         q, k, v = self._qkv(x, rope)
         mask = _attn_mask(key_padding_mask, causal, n, x.device)
-        if self.softcap is None:
-            # SDPA picks a fused kernel (flash/memory-efficient on GPU, bf16 on CPU).
+        if self._use_matmul(q):
+            out = matmul_attention(q, k, v, mask, self.scale, self.softcap)
+        else:
             out = F.scaled_dot_product_attention(
                 q, k, v, attn_mask=mask, scale=self.scale,
                 enable_gqa=self.num_kv_heads != self.num_heads,
             )
-        else:
-            probs = self._scores(q, k, mask).to(v.dtype)
-            out = probs @ v.repeat_interleave(self.num_heads // self.num_kv_heads, dim=1)
         return self.o_proj(out.transpose(1, 2).reshape(b, n, -1))
+
+    def _use_matmul(self, q: Tensor) -> bool:
+        if self.softcap is not None or self.impl == "matmul":
+            return True  # SDPA has no soft-capping
+        return self.impl == "auto" and matmul_is_faster(q)
 
     @torch.no_grad()
     def attention_weights(self, x: Tensor, key_padding_mask: Tensor | None = None) -> Tensor:
@@ -282,6 +330,17 @@ class LMStack(nn.Module):
         self.requires_grad_(True)
         return self
 
+    def set_attention(self, impl: AttentionImpl) -> LMStack:
+        """Choose the attention kernel of every layer: ``"auto"`` (the default: matmuls for
+        short bf16 sequences on CPU, SDPA otherwise), ``"sdpa"`` or ``"matmul"``. The result is the same
+        function either way; only speed and rounding differ."""
+        if impl not in ATTENTION_IMPLS:
+            raise ValueError(f"attention={impl!r} is unknown; choose one of {', '.join(ATTENTION_IMPLS)}")
+        for module in self.modules():
+            if isinstance(module, LMAttention):
+                module.impl = impl
+        return self
+
     def train(self, mode: bool = True) -> LMStack:
         # A frozen stack always runs as at inference, whatever the host asks.
         return super().train(mode and not self.frozen)
@@ -344,6 +403,7 @@ def random_lm(config: LMConfig, layer_indices: Iterable[int] | None = None, seed
 
 
 __all__ = [
+    "ATTENTION_IMPLS", "AttentionImpl", "MATMUL_MAX_TOKENS", "matmul_attention", "matmul_is_faster",
     "Norm", "LMAttention", "LMMLP", "LMLayer", "LMStack", "random_lm", "rope_tables",
     "apply_rope",
 ]
