@@ -134,3 +134,12 @@ def test_atomic_checkpoint_survives_a_failed_write(tmp_path):
         io.save_checkpoint({"w": torch.zeros(3), "bad": Unpicklable()}, path)
     assert torch.equal(torch.load(path)["w"], torch.ones(3))  # the old file is intact
     assert os.listdir(tmp_path) == ["last.ckpt"]  # and no temporary file is left
+
+
+def test_resume_may_change_how_a_run_executes(tiny_cfg, tmp_path):
+    from lm4vis.train.run import check_resume_config
+
+    # neither compiling nor the progress bar changes what is computed
+    check_resume_config(tiny_cfg, tiny_cfg.replace({"trainer.compile": True, "trainer.progress_bar": True}), tmp_path)
+    with pytest.raises(ConfigError, match="trainer.max_epochs"):
+        check_resume_config(tiny_cfg, tiny_cfg.replace({"trainer.max_epochs": 9}), tmp_path)

@@ -190,6 +190,10 @@ class TrainerConfig:
         val_every_n_epochs: validate every N epochs.
         accumulate_grad_batches: batches per optimizer step.
         progress_bar: show a progress bar.
+        compile: `torch.compile` the LM block (layers and adapters) before training. Fuses
+            the norms, activations and residual adds that freezing cannot skip: a faster step
+            after a one-off compile of about 10-30 s per shape (cached on disk across runs).
+            The host stays eager.
     """
 
     max_epochs: int = 10
@@ -205,6 +209,7 @@ class TrainerConfig:
     val_every_n_epochs: int = 1
     accumulate_grad_batches: int = 1
     progress_bar: bool = True
+    compile: bool = False
 
     def __post_init__(self) -> None:
         _positive(self, "trainer", "max_epochs")

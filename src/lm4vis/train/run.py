@@ -41,6 +41,8 @@ LAST_CKPT = "last.ckpt"
 RUN_DIR_ENV = "LM4VIS_RUN_DIR"
 #: Keys that say where a run lives, not what it computes: they may differ on resume.
 LOCATION_KEYS = ("out_dir", "run_name")
+#: Keys that change how a run executes, not what it computes: a resume may change them.
+EXECUTION_KEYS = ("trainer.progress_bar", "trainer.compile")
 
 
 #: Lightning warnings that describe intended behaviour here, not a problem.
@@ -119,7 +121,7 @@ def check_resume_config(saved: RunConfig, given: RunConfig, run_dir: Path) -> No
     for key in LOCATION_KEYS:
         a.pop(key, None)
         b.pop(key, None)
-    differing = RunConfig.from_dict(a).diff(RunConfig.from_dict(b))
+    differing = [k for k in RunConfig.from_dict(a).diff(RunConfig.from_dict(b)) if k not in EXECUTION_KEYS]
     if differing:
         flat_a, flat_b = _flat(a), _flat(b)
         details = "; ".join(f"{k}: run has {flat_a.get(k)!r}, given {flat_b.get(k)!r}" for k in differing)
@@ -268,6 +270,27 @@ def _strategy(name: str) -> Any:
     return name
 
 
+def compile_block(model: nn.Module) -> None:
+    """`torch.compile` the model's attached LM block in place (state-dict keys unchanged).
+
+    Only the block: the host reaches it through a forward hook, and dynamo does not guard on
+    hooks, so a compiled host could silently reuse a graph traced without its block. Dynamo's
+    in-memory caches are reset first: each variant a `compare` or `sweep` runs in this process
+    adds its own graphs (training, validation, a dynamic batch size; 8 for frozen, finetune and
+    mlp together), and past dynamo's recompile limit it silently runs eager. Compiled graphs
+    stay cached on disk, so the reset costs little.
+    """
+    from ..hosts import find_attachment
+
+    found = find_attachment(model)
+    if found is None:
+        log.info("trainer.compile: this model has no LM block; nothing to compile")
+        return
+    log.info("trainer.compile: compiling the LM block; the first steps of each shape are slow")
+    torch._dynamo.reset()
+    found.block.compile()
+
+
 def _fit(
     cfg: RunConfig,
     model: nn.Module,
@@ -284,6 +307,8 @@ def _fit(
     from .tasks import build_task
 
     t = cfg.trainer
+    if t.compile:
+        compile_block(model)
     lit = LitModel(model, build_task(cfg), cfg.optim, cfg.seed)
     dm = ImageDataModule(cfg, factory)
     timer = StepTimer()
