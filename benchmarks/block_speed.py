@@ -1,16 +1,19 @@
 """Speed and memory of the frozen LM block on this CPU (the targets of issue 3).
 
-Three parts, each writing ``benchmarks/results/block_speed_<part>.{json,md}``:
+Four parts, each writing ``benchmarks/results/block_speed_<part>.{json,md}``:
 
 - ``frozen``: forward+backward of the frozen block versus the same block with trainable LM
-  weights (the ``finetune`` variant). Target: frozen <= 0.75x trainable (ideal about 0.67x,
+  weights (the ``finetune`` variant), eager and compiled (``torch.compile``, what
+  ``trainer.compile: true`` does). Target: frozen <= 0.75x trainable (ideal about 0.67x,
   since the frozen layers skip their weight gradients).
 - ``memory``: bytes of the LM parameters and RSS growth of building the block, fp32 versus
   bf16 weights, each build in a fresh subprocess. Target: bf16 saves >= 45%.
 - ``paper``: one training step (forward + backward + AdamW on the mappers) of lm4vis
-  (bf16 weights, bf16 autocast, SDPA) versus the paper's block (`paper_block.py`: fp32,
-  matmul + softmax). Target: >= 2x faster. Also lm4vis in fp32 without autocast, to separate
-  what SDPA brings from what bf16 brings.
+  (bf16 weights, bf16 autocast; eager and compiled) versus the paper's block
+  (`paper_block.py`: fp32, matmul + softmax). Target: >= 2x faster. Also lm4vis in fp32
+  without autocast, to separate what SDPA brings from what bf16 brings.
+- ``gemm``: GFLOP/s of the forward, input-gradient and weight-gradient matmuls of one linear
+  layer, which explains how far below 0.67x the frozen ratio can go on this CPU.
 
 All with SmolLM2-135M's last layer (lm_dim 576) and ViT-S-like tokens (in_dim 384, 197 tokens).
 Example: ``python benchmarks/block_speed.py --parts frozen paper memory``.
@@ -31,6 +34,7 @@ import contextlib
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -43,7 +47,7 @@ from bench_common import (  # noqa: E402  (the scripts run as files, not as a pa
 )
 
 SOURCE = "smollm2-135m"
-PARTS = ("frozen", "memory", "paper")
+PARTS = ("frozen", "memory", "paper", "gemm")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -56,6 +60,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--rounds", type=int, default=15, help="timed steps per candidate (interleaved)")
     p.add_argument("--warmup", type=int, default=3, help="untimed steps per candidate first")
     p.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
+    p.add_argument("--compile", choices=("no", "yes", "both"), default="both",
+                   help="frozen part: eager rows, torch.compile rows, or both")
     p.add_argument("--results-dir", type=Path, default=RESULTS_DIR,
                    help="where the JSON and markdown go (e.g. a scratch folder for a smoke run)")
     p.add_argument("--memory-layers", nargs="+", default=["-1", "0:"],
@@ -104,22 +110,36 @@ def train_step(model: torch.nn.Module, x: torch.Tensor, autocast: bool) -> Calla
 
 # --- part 1: frozen versus trainable ----------------------------------------------------------
 
+FROZEN_SETUPS = (
+    # (label, frozen dtype, trainable dtype, autocast, compile). The rows with both held alike
+    # compare like with like. The bf16-mixed rows are what `lm4vis train` runs under
+    # precision=bf16-mixed with block.dtype=bf16: a trainable LM keeps fp32 master weights that
+    # autocast casts every step; a frozen one is held in bf16 once, as it never takes a step.
+    ("fp32", None, None, False, False),
+    ("bf16 + autocast, both held in bf16", torch.bfloat16, torch.bfloat16, True, False),
+    ("bf16-mixed: frozen held in bf16, trainable fp32 master", torch.bfloat16, None, True, False),
+    ("fp32, compiled", None, None, False, True),
+    ("bf16 + autocast, both held in bf16, compiled", torch.bfloat16, torch.bfloat16, True, True),
+    ("bf16-mixed, compiled", torch.bfloat16, None, True, True),
+)
+
+
 def part_frozen(args: argparse.Namespace) -> dict[str, Any]:
     x = tokens(args)
     rows, results = [], {}
-    # (label, frozen dtype, trainable dtype, autocast). The first two compare like with like;
-    # the third is what `lm4vis train` actually runs under precision=bf16-mixed: a trainable
-    # LM keeps fp32 master weights that autocast casts every step, a frozen one can be held
-    # in bf16 once (block.dtype=bf16) because it never takes an optimizer step.
-    setups = (
-        ("fp32", None, None, False),
-        ("bf16 + autocast, both held in bf16", torch.bfloat16, torch.bfloat16, True),
-        ("bf16-mixed: frozen held in bf16, trainable fp32 master", torch.bfloat16, None, True),
-    )
-    for label, frozen_dtype, trainable_dtype, autocast in setups:
+    setups = [s for s in FROZEN_SETUPS if args.compile == "both" or s[4] == (args.compile == "yes")]
+    for label, frozen_dtype, trainable_dtype, autocast, compiled in setups:
         frozen = load_block(args, "frozen", frozen_dtype)
         trainable = load_block(args, "finetune", trainable_dtype)
         counts = {"frozen": frozen.param_counts(), "finetune": trainable.param_counts()}
+        compile_s = {}
+        if compiled:
+            torch._dynamo.reset()  # each setup compiles from scratch (the disk cache stays)
+            for name, block in (("frozen", frozen), ("finetune", trainable)):
+                block.compile()
+                start = time.perf_counter()
+                fwd_bwd(block, x, autocast)()  # the first call compiles forward and backward
+                compile_s[name] = time.perf_counter() - start
         times = interleaved_times(
             {"frozen": fwd_bwd(frozen, x, autocast), "finetune": fwd_bwd(trainable, x, autocast)},
             rounds=args.rounds, warmup=args.warmup,
@@ -128,19 +148,27 @@ def part_frozen(args: argparse.Namespace) -> dict[str, Any]:
         ratio = {c: s["frozen"][c]["median_ms"] / s["finetune"][c]["median_ms"] for c in CLOCKS}
         paired = {c: paired_ratio(times, "frozen", "finetune", c) for c in CLOCKS}
         results[label] = {"summary": s, "ratio_of_medians": ratio, "paired_ratio": paired,
-                          "param_counts": counts, "times_s": times}
+                          "param_counts": counts, "first_call_s": compile_s, "times_s": times}
         rows.append([label, s["frozen"]["wall"]["median_ms"], s["finetune"]["wall"]["median_ms"],
                      ratio["wall"], paired["wall"], s["frozen"]["cpu"]["median_ms"],
                      s["finetune"]["cpu"]["median_ms"], paired["cpu"],
                      "yes" if paired["cpu"] <= 0.75 and paired["wall"] <= 0.75 else "NO"])
+        print(f"{label}: frozen/trainable {paired['wall']:.3f} wall, {paired['cpu']:.3f} CPU", flush=True)
         del frozen, trainable
+    compile_note = ""
+    if any(r["first_call_s"] for r in results.values()):
+        firsts = [t for r in results.values() for t in r["first_call_s"].values()]
+        compile_note = (f"\n\nCompiled rows: `block.compile()` (what `trainer.compile: true` does); "
+                        f"the first call, which compiles, took {min(firsts):.0f}-{max(firsts):.0f} s "
+                        "and is not in the medians.")
     table = (
         f"Forward+backward of the block, SmolLM2-135M layers {args.layers}, batch {args.batch} x "
-        f"{args.tokens} tokens x {args.in_dim}, median of {args.rounds} interleaved steps\n\n"
+        f"{args.tokens} tokens x {args.in_dim}, median of {args.rounds} interleaved steps, "
+        "attention kernel `auto` (SDPA in fp32, matmuls in bf16)\n\n"
         + markdown_table(["precision", "frozen wall ms", "trainable wall ms", "ratio of medians",
                           "ratio per round (median)", "frozen CPU ms", "trainable CPU ms",
                           "CPU ratio per round (median)", "<= 0.75x"], rows)
-        + f"\n\n{CLOCK_NOTE}"
+        + compile_note + f"\n\n{CLOCK_NOTE}"
     )
     write_results("block_speed_frozen", {"config": vars_of(args), "results": results}, table,
                   args.results_dir)
@@ -268,8 +296,12 @@ def part_paper(args: argparse.Namespace) -> dict[str, Any]:
     candidates = {
         paper_name: train_step(paper, x, autocast=False),
         "lm4vis fp32, no autocast (SDPA)": train_step(fp32, x, autocast=False),
-        "lm4vis bf16 weights + bf16 autocast (SDPA)": train_step(bf16, x, autocast=True),
+        "lm4vis bf16 weights + bf16 autocast (matmul attention)": train_step(bf16, x, autocast=True),
     }
+    if args.compile != "no":
+        compiled = load_block(args, "frozen", torch.bfloat16)
+        compiled.compile()
+        candidates["lm4vis bf16 + autocast, compiled"] = train_step(compiled, x, autocast=True)
     times = interleaved_times(candidates, rounds=args.rounds, warmup=args.warmup)
     s = {k: summarize_clocks(v) for k, v in times.items()}
     speedup = {k: {c: s[paper_name][c]["median_ms"] / v[c]["median_ms"] for c in CLOCKS}
@@ -295,6 +327,44 @@ def part_paper(args: argparse.Namespace) -> dict[str, Any]:
     return payload
 
 
+# --- part 4: why fp32 sits at the limit: the three matmuls of a linear layer ----------------
+
+def part_gemm(args: argparse.Namespace) -> dict[str, Any]:
+    """Throughput of the three matmuls of one linear layer of the LM at the block's shapes:
+    forward ``x W^T``, input gradient ``dY W`` (both kept when frozen) and weight gradient
+    ``dY^T x`` (skipped when frozen). If the skipped one runs faster per FLOP than the kept
+    ones, freezing saves less than a third of the matmul time."""
+    from lm4vis.checkpoint import read_lm_config
+
+    cfg = read_lm_config(SOURCE)
+    m, k, n = args.batch * args.tokens, cfg.lm_dim, cfg.ffn_dim  # an MLP up-projection
+    gen = torch.Generator().manual_seed(0)
+    rows, results = [], {}
+    for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+        x = torch.randn(m, k, generator=gen).to(dtype)
+        w = torch.randn(n, k, generator=gen).to(dtype)
+        dy = torch.randn(m, n, generator=gen).to(dtype)
+        kinds = {
+            "forward x W^T": lambda: x @ w.t(),
+            "input grad dY W": lambda: dy @ w,
+            "weight grad dY^T x": lambda: dy.t() @ x,
+        }
+        times = interleaved_times(kinds, rounds=args.rounds, warmup=args.warmup)
+        flops = 2 * m * k * n
+        rate = {kind: flops / (summarize_clocks(t)["wall"]["median_ms"] * 1e-3) / 1e9
+                for kind, t in times.items()}
+        results[name] = {"gflops": rate, "times_s": times, "shape": [m, k, n]}
+        rows += [[name, kind, r] for kind, r in rate.items()]
+    table = (
+        f"Matmuls of one linear layer ({m} tokens x {k} -> {cfg.ffn_dim}), GFLOP/s from the median "
+        f"wall time of {args.rounds} interleaved calls\n\n"
+        + markdown_table(["dtype", "matmul", "GFLOP/s"], rows)
+    )
+    write_results("block_speed_gemm", {"config": vars_of(args), "results": results}, table,
+                  args.results_dir)
+    return results
+
+
 def vars_of(args: argparse.Namespace) -> dict[str, Any]:
     return {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()
             if k != "memory_child"}
@@ -307,7 +377,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     setup_threads(args.threads)
     for part in args.parts:
-        {"frozen": part_frozen, "memory": part_memory, "paper": part_paper}[part](args)
+        {"frozen": part_frozen, "memory": part_memory, "paper": part_paper, "gemm": part_gemm}[part](args)
         print()
     return 0
 

@@ -14,6 +14,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 RUNS: dict[str, list[str]] = {
     "block_speed": ["block_speed.py"],
+    "attention": ["attention.py"],
     "throughput": ["throughput.py"],
     "throughput_vit32": ["throughput.py", "--config", "defaults", "--name", "throughput_vit32",
                          "--batch", "32", "--rounds", "12"],

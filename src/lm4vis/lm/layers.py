@@ -107,8 +107,9 @@ def _attn_mask(
 #: Longest sequence for which ``attention="auto"`` takes explicit matmuls over SDPA, per dtype,
 #: on CPU. Measured by benchmarks/attention.py (table in the README): in bf16, SDPA's CPU flash
 #: kernel has a large fixed cost, above all in its backward, that two AMX/AVX-512-bf16 matmuls
-#: avoid (2-6x faster up to 577 tokens); at 785 tokens the N x N scores cost more than they
-#: save. In fp32 neither kernel wins consistently, so SDPA (fused, less memory) is kept.
+#: avoid (2-7x faster from 17 to 197 tokens, 1.2x at 577); at 785 tokens the N x N scores cost
+#: more than they save. In fp32 neither wins consistently below 128 tokens and SDPA wins above,
+#: so SDPA (fused, less memory) is kept.
 MATMUL_MAX_TOKENS: dict[torch.dtype, int] = {torch.bfloat16: 512}
 
 
