@@ -311,11 +311,17 @@ class RunConfig:
 
 # -- presets -------------------------------------------------------------------------------------
 def configs_dir() -> Path:
-    """The repository's ``configs/`` folder (``LM4VIS_CONFIGS`` overrides it)."""
+    """Where presets are looked up: ``$LM4VIS_CONFIGS`` if set, else the repository's
+    ``configs/``, which the wheel ships as the data-only package ``lm4vis.presets``."""
     env = os.environ.get("LM4VIS_CONFIGS")
     if env:
         return Path(env)
-    # src/lm4vis/train/config.py -> the repository root holds configs/
+    import importlib.util
+
+    spec = importlib.util.find_spec("lm4vis.presets")
+    if spec is not None and spec.submodule_search_locations:
+        return Path(list(spec.submodule_search_locations)[0])
+    # A source tree on sys.path without an install: src/lm4vis/train/config.py -> configs/
     return Path(__file__).resolve().parents[3] / "configs"
 
 
