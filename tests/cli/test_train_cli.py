@@ -74,11 +74,13 @@ def _bad_cases(tmp: Path, run: Path, llama: str) -> dict[str, tuple[list[str], l
                                        ["cannot resume", "optim.lr", "trainer.max_epochs"]),
         "run folder exists": (["train", *TINY, src, "--out", str(run.parent), "--run-name", run.name],
                               ["already exists", "--resume"]),
+        "fsdp on the cpu": (["train", *TINY, src, "--strategy", "fsdp", "--accelerator", "cpu"],
+                            ["strategy=fsdp", "CUDA", "--strategy ddp"]),
     }
 
 
 CASES = ["unknown timm model", "where matches nothing", "missing dataset path", "empty dataset folder",
-         "unknown config key", "resume with another config", "run folder exists"]
+         "unknown config key", "resume with another config", "run folder exists", "fsdp on the cpu"]
 
 
 @pytest.mark.parametrize("case", CASES)

@@ -4,6 +4,7 @@ checkpoints are written atomically, and `load_run` rebuilds the trained model.""
 from __future__ import annotations
 
 import csv
+import json
 import os
 from pathlib import Path
 
@@ -143,3 +144,16 @@ def test_resume_may_change_how_a_run_executes(tiny_cfg, tmp_path):
     check_resume_config(tiny_cfg, tiny_cfg.replace({"trainer.compile": True, "trainer.progress_bar": True}), tmp_path)
     with pytest.raises(ConfigError, match="trainer.max_epochs"):
         check_resume_config(tiny_cfg, tiny_cfg.replace({"trainer.max_epochs": 9}), tmp_path)
+
+
+def test_hardware_lightning_rejects_is_recorded_as_failed(tiny_cfg, factory):
+    """No GPU here: Lightning refuses accelerator=gpu when the Trainer is built; the run's
+    summary then says failed and why, instead of 'running' forever."""
+    if torch.cuda.is_available():
+        pytest.skip("needs a machine without a GPU")
+    cfg = tiny_cfg.replace({"run_name": "nogpu", "trainer.accelerator": "gpu"})
+    with pytest.raises(Exception) as e:
+        train(cfg, dataset_factory=factory)
+    summary = json.loads((Path(cfg.out_dir) / "nogpu" / "summary.json").read_text())
+    assert summary["status"] == "failed"
+    assert str(e.value) in summary["error"]

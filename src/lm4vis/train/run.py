@@ -232,6 +232,7 @@ def _resolve_run(
             "another --run-name (--run-name auto adds a free suffix). Nothing was overwritten."
         )
     cfg = cfg.replace({"run_name": name})
+    _check_strategy(cfg)
     model = _build_model(cfg)  # fail on a bad host/block before the folder exists
     run_dir.mkdir(parents=True, exist_ok=False)
     atomic_write(run_dir / CONFIG_FILE, lambda f: f.write(cfg.to_yaml()), mode="w")
@@ -258,6 +259,16 @@ def _build_model(cfg: RunConfig) -> nn.Module:
 def _completed_epochs(ckpt: Path) -> int:
     state = torch.load(ckpt, map_location="cpu", weights_only=False, mmap=True)
     return int(state.get("epoch", -1)) + 1
+
+
+def _check_strategy(cfg: RunConfig) -> None:
+    """Refuse, before any folder exists, a strategy Lightning would only reject in `fit`."""
+    t = cfg.trainer
+    if t.strategy.startswith("fsdp") and (t.accelerator == "cpu" or not torch.cuda.is_available()):
+        raise ConfigError(
+            f"trainer.strategy={t.strategy} needs CUDA GPUs (Lightning's FSDPStrategy does not run "
+            "on the CPU); on CPUs use --strategy ddp, which shards the data across processes"
+        )
 
 
 def _strategy(name: str) -> Any:
@@ -316,7 +327,7 @@ def _fit(
         dirpath=run_dir / "checkpoints", filename="epoch{epoch:03d}", auto_insert_metric_name=False,
         save_top_k=-1, every_n_epochs=1, save_last=True, save_on_train_epoch_end=True,
     )
-    trainer = L.Trainer(
+    trainer_kwargs = dict(
         default_root_dir=run_dir,
         max_epochs=t.max_epochs,
         max_steps=t.max_steps,
@@ -340,6 +351,13 @@ def _fit(
         num_sanity_val_steps=0,
         use_distributed_sampler=False,  # EpochSampler splits the data across ranks itself
     )
+    try:
+        trainer = L.Trainer(**trainer_kwargs)
+    except Exception as e:  # Lightning rejects a hardware/strategy combination: say so in the run
+        if not is_secondary_process():
+            write_summary(run_dir, {"status": "failed", "run_dir": str(run_dir),
+                                    "error": f"{type(e).__name__}: {e}"})
+        raise
     start = time.perf_counter()
     status, error = "completed", None
     try:
