@@ -129,3 +129,16 @@ def test_demo_quick(tmp_path, capsys):
     report = next(tmp_path.glob("demo-quick-*/report.md"))
     assert "## Reading" in report.read_text()
     assert (report.parent / "curves.png").is_file() and (report.parent / "results.json").is_file()
+
+
+@pytest.mark.slow
+def test_sweep_and_compare_print_table_differences_and_report(tmp_path, tiny_llama, capsys):
+    base = [*TINY, f"block.source={tiny_llama}", "--seeds", "0,1", "--out", str(tmp_path)]
+    assert main(["sweep", *base, "--kind", "llm", "--llms", "random-lm,mlp"]) == 0
+    out = capsys.readouterr().out
+    for words in ("| random-lm |", "| mlp |", "| variant − baseline |", "sweep-llm/report.md", "sweep.png"):
+        assert words in out
+    assert main(["compare", *base, "--variants", "baseline,random-lm", "--name", "cmp"]) == 0
+    out = capsys.readouterr().out
+    for words in ("| random-lm |", "| variant − baseline |", "cmp/report.md", "curves.png"):
+        assert words in out

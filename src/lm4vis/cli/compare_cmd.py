@@ -56,7 +56,6 @@ def parse_seeds(text: str) -> list[int]:
 def run(args: argparse.Namespace) -> int:
     from ..train.compare import compare
     from ..train.config import load_config
-    from ..train.report import differences_table, markdown_table
     from ..train.run import is_secondary_process
 
     quiet_lightning(getattr(args, "verbose", False))
@@ -66,11 +65,18 @@ def run(args: argparse.Namespace) -> int:
     results = compare(cfg, parse_list(args.variants, "variants"), parse_seeds(args.seeds), name=args.name)
     if is_secondary_process():
         return 0
+    return print_results(results)
+
+
+def print_results(results: dict, files: str = "curves.png, results.json beside it") -> int:
+    """What `compare`, `sweep` and `demo` print when done: the table, the paired differences,
+    where the report is. Returns the exit status: 1 if any run did not complete."""
+    from ..train.report import differences_table, markdown_table
+
     print(markdown_table(results["summary"]))
     diff = differences_table(results["summary"])
     if diff:
         print()
         print(diff)
-    print(f"\nreport: {results['out_dir']}/report.md")
-    failed = [r for r in results["runs"] if r.get("status") != "completed"]
-    return 1 if failed else 0
+    print(f"\nreport: {results['out_dir']}/report.md  ({files})")
+    return 0 if all(r.get("status") == "completed" for r in results["runs"]) else 1

@@ -39,17 +39,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import textwrap
 
-    from ..train.demo import VARIANTS, run_demo
-    from ..train.report import differences_table, markdown_table
-    from .compare_cmd import parse_seeds
+    import torch
 
+    from ..train.demo import VARIANTS, pick_threads, run_demo
+    from .compare_cmd import parse_seeds, print_results
     from .train_cmd import quiet_lightning
 
     quiet_lightning(getattr(args, "verbose", False))
-    import torch
-
-    from ..train.demo import pick_threads
-
     seeds = parse_seeds(args.seeds)
     if args.threads is not None and args.threads < 1:
         raise ValueError(f"--threads must be at least 1, got {args.threads}")
@@ -68,12 +64,7 @@ def run(args: argparse.Namespace) -> int:
 
     results = run_demo(seeds, quick=args.quick, out=args.out, dataset=args.dataset, on_run_done=progress)
     print()
-    print(markdown_table(results["summary"]))
-    diff = differences_table(results["summary"])
-    if diff:
-        print()
-        print(diff)
-    print(f"\nreport: {results['out_dir']}/report.md  (curves.png, results.json beside it)")
+    status = print_results(results)
     print(f"wall time: {results['wall_time_s'] / 60:.1f} min\n")
     print(textwrap.fill(results["reading"], width=100))
-    return 0 if all(r.get("status") == "completed" for r in results["runs"]) else 1
+    return status

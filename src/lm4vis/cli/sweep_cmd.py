@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .compare_cmd import parse_list, parse_seeds
+from .compare_cmd import parse_list, parse_seeds, print_results
 from .train_cmd import add_run_arguments, collect_overrides, quiet_lightning
 
 DESCRIPTION = """\
@@ -46,7 +46,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..train.config import load_config
-    from ..train.report import markdown_table
     from ..train.run import is_secondary_process
     from ..train.sweep import sweep
 
@@ -61,7 +60,4 @@ def run(args: argparse.Namespace) -> int:
     )
     if is_secondary_process():
         return 0
-    print(markdown_table(results["summary"]))
-    print(f"\nreport: {results['out_dir']}/report.md\nplot: {results['plot']}")
-    failed = [r for r in results["runs"] if r.get("status") != "completed"]
-    return 1 if failed else 0
+    return print_results(results, files=f"plot: {results['plot']}")
