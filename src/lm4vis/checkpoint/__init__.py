@@ -90,7 +90,10 @@ def load_lm_layers(
     reader = open_checkpoint(source)
     idx = resolve_layers(layers, reader.config.num_layers)
     if not weights:
-        stack = LMStack(reader.config, idx, source=None)
+        # Allocate without nn.Linear's own initialisation, then initialise once.
+        with torch.device("meta"):
+            stack = LMStack(reader.config, idx, source=None)
+        stack = stack.to_empty(device="cpu")
         stack.reset_parameters()
         return stack.to(dtype) if dtype is not None else stack
 
