@@ -64,52 +64,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def _read_preset(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
-    """A YAML preset with its ``base:`` chain merged in (child keys win, sections merge)."""
-    import yaml
-
-    path = path.resolve()
-    if path in seen:
-        raise ValueError(f"preset inheritance loops through {path}; remove one of the base: keys")
-    data = yaml.safe_load(path.read_text()) or {}
-    base = data.pop("base", None)
-    if base is None:
-        return data
-    base_path = next((p for p in (path.parent / base, path.parent / f"{base}.yaml",
-                                  DEMO_CONFIG.parent / f"{base}.yaml") if p.is_file()), None)
-    if base_path is None:
-        raise FileNotFoundError(f"{path} names base: {base!r}, found neither as a path nor in "
-                                f"{DEMO_CONFIG.parent}; fix the base: key")
-    merged = _read_preset(base_path, (*seen, path))
-    for section, values in data.items():
-        if isinstance(values, dict) and isinstance(merged.get(section), dict):
-            merged[section] = {**merged[section], **values}
-        else:
-            merged[section] = values
-    return merged
-
-
 def demo_configs(path: Path | str) -> tuple[Any, Any, int | None, str]:
-    """HostConfig, BlockConfig and batch size from the preset (following ``base:``), or the
-    defaults when the file does not exist; and where they came from."""
+    """HostConfig, BlockConfig and batch size from the preset (read by lm4vis's own config
+    loader, ``base:`` chain included), or the defaults when the file does not exist; and where
+    they came from."""
     from lm4vis.hosts import BlockConfig, HostConfig
+    from lm4vis.train.config import load_config
 
     path = Path(path)
     if str(path) == "defaults" or not path.is_file():
         return HostConfig(), BlockConfig(), None, "HostConfig()/BlockConfig() defaults"
-    data = _read_preset(path)
-
-    def pick(cls: type, section: str) -> Any:
-        values = data.get(section) or {}
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(values) - known
-        if unknown:
-            raise ValueError(f"{path}: unknown {section} keys {sorted(unknown)}; "
-                             f"{cls.__name__} has {sorted(known)}")
-        return cls(**values)
-
-    batch = (data.get("data") or {}).get("batch_size")
-    return pick(HostConfig, "host"), pick(BlockConfig, "block"), batch, os.path.relpath(path)
+    cfg = load_config(path)
+    return cfg.host, cfg.block, cfg.data.batch_size, os.path.relpath(path)
 
 
 def build(host: Any, block: Any, variant: str, precision: str) -> torch.nn.Module:

@@ -74,9 +74,27 @@ def test_markdown_table_shape():
     assert text.splitlines() == ["| x | y |", "|---|---|", "| a | 1.23 |", "| b | 12346 |"]
 
 
-@pytest.mark.parametrize("script", ["block_speed.py", "throughput.py", "run_all.py"])
+@pytest.mark.parametrize("script", ["block_speed.py", "attention.py", "throughput.py", "run_all.py"])
 def test_scripts_answer_help(script):
     out = subprocess.run([sys.executable, str(BENCH / script), "--help"], capture_output=True,
                          text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "usage:" in out.stdout
+
+
+def test_attention_script_smoke(tmp_path):
+    """Runs at toy sizes and records both kernels and auto's choice for each (length, dtype)."""
+    import json
+
+    out = subprocess.run(
+        [sys.executable, str(BENCH / "attention.py"), "--batch", "2", "--tokens", "5", "--heads", "4",
+         "--kv-heads", "2", "--head-dim", "8", "--rounds", "2", "--warmup", "1",
+         "--results-dir", str(tmp_path)],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    results = json.loads((tmp_path / "attention.json").read_text())["results"]
+    assert set(results) == {"fp32/N=5", "bf16/N=5"}
+    assert results["bf16/N=5"]["auto_picks"] == "matmul" and results["fp32/N=5"]["auto_picks"] == "sdpa"
+    for r in results.values():
+        assert all(len(r["times_s"][k]["wall"]) == 2 for k in ("sdpa", "matmul"))
