@@ -157,3 +157,19 @@ def test_hardware_lightning_rejects_is_recorded_as_failed(tiny_cfg, factory):
     summary = json.loads((Path(cfg.out_dir) / "nogpu" / "summary.json").read_text())
     assert summary["status"] == "failed"
     assert str(e.value) in summary["error"]
+
+
+def test_resume_takes_execution_keys_from_the_command(tiny_cfg, factory):
+    """A run killed eager may be resumed compiled: the flag is applied, not just tolerated."""
+    cfg = tiny_cfg.replace({"run_name": "eager-then-compiled", "trainer.max_epochs": 2})
+    with pytest.raises(Kill):
+        train(cfg, dataset_factory=factory, callbacks=[_KillAt(epoch=1, batch=1)])
+    seen = []
+
+    class _See(L.Callback):
+        def on_train_start(self, trainer, pl_module):
+            seen.append(pl_module.model.lm_block._compiled_call_impl is not None)
+
+    resumed = train(cfg.replace({"trainer.compile": True}), resume=Path(cfg.out_dir) / cfg.run_name,
+                    dataset_factory=factory, callbacks=[_See()])
+    assert resumed["status"] == "completed" and seen == [True]

@@ -17,14 +17,17 @@ EPILOG = """\
 overrides are section.key=value, typed by the config field (see configs/*.yaml for every key),
 given together, e.g. after the options:
   host.name host.img_size host.kwargs.depth   block.variant block.source block.layers block.where
-  data.name data.root data.batch_size data.limit_train   optim.lr optim.mixup optim.randaugment
-  trainer.max_epochs trainer.precision trainer.devices trainer.strategy   seed out_dir run_name
+  block.dtype block.attention   data.name data.root data.batch_size data.limit_train
+  optim.lr optim.mixup optim.randaugment   trainer.max_epochs trainer.precision trainer.devices
+  trainer.strategy trainer.compile   seed out_dir run_name
 
 examples:
   lm4vis train --config configs/fashion-mnist-vit-tiny.yaml
   lm4vis train --config fashion-mnist-vit-tiny block.variant=mlp optim.lr=5e-4 --seed 1
   lm4vis train --config configs/imagenet/vit-small-llama7b.yaml data.root=/data/imagenet \\
       block.source=/models/llama-7b --devices 8 --strategy ddp --precision bf16-mixed
+  lm4vis train --config fashion-mnist-vit-tiny --precision bf16-mixed block.dtype=bf16 --compile
+                                                                  # the fast path on a bf16 CPU
   lm4vis train --resume runs/fashion-mnist-frozen-lm-s0          # continue a killed run
   lm4vis train --config fashion-mnist-vit-tiny --run-name auto     # new folder, free suffix"""
 
@@ -59,6 +62,9 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--accelerator", help="auto, cpu, gpu (trainer.accelerator)")
     p.add_argument("--precision", help="32 or bf16-mixed (trainer.precision)")
     p.add_argument("--max-epochs", type=int, help="epochs (trainer.max_epochs)")
+    p.add_argument("--compile", action="store_true", default=None,
+                   help="torch.compile the LM block (trainer.compile): a faster step after a "
+                        "one-off compile; may be switched on when resuming")
 
 
 def quiet_lightning(verbose: bool) -> None:
@@ -78,7 +84,7 @@ def collect_overrides(args: argparse.Namespace) -> list[str]:
         "out_dir": args.out, "seed": args.seed, "trainer.devices": args.devices,
         "trainer.num_nodes": args.num_nodes, "trainer.strategy": args.strategy,
         "trainer.accelerator": args.accelerator, "trainer.precision": args.precision,
-        "trainer.max_epochs": args.max_epochs,
+        "trainer.max_epochs": args.max_epochs, "trainer.compile": args.compile,
     }
     out += [f"{k}={v}" for k, v in flags.items() if v is not None]
     return out

@@ -205,8 +205,12 @@ def _resolve_run(
                 "that lm4vis train created"
             )
         saved = load_run_config(config_file)
-        if cfg is not None and not secondary:
-            check_resume_config(saved, prepare_config(cfg, factory), run_dir)
+        if cfg is not None:
+            if not secondary:
+                check_resume_config(saved, prepare_config(cfg, factory), run_dir)
+            # What is allowed to differ is taken from the command, e.g. --compile on a resume.
+            given = _flat(cfg.to_dict())
+            saved = saved.replace({k: given[k] for k in EXECUTION_KEYS if k in given})
         last = run_dir / "checkpoints" / LAST_CKPT
         return run_dir, saved, last if last.is_file() else None, None
 
