@@ -142,3 +142,17 @@ def test_sweep_and_compare_print_table_differences_and_report(tmp_path, tiny_lla
     out = capsys.readouterr().out
     for words in ("| random-lm |", "| variant − baseline |", "cmp/report.md", "curves.png"):
         assert words in out
+
+
+def test_overrides_may_follow_options(tmp_path, capsys):
+    """`... block.variant=mlp --seed 1 optim.lrr=1` : the override after an option is read as an
+    override (here a misspelt one, so the run stops at config time with its name)."""
+    code = main(["train", "--config", "fashion-mnist-vit-tiny", "block.variant=mlp", "--seed", "1",
+                 "optim.lrr=1", "--out", str(tmp_path)])
+    assert code == 1 and "optim.lrr" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        main(["train", "--config", "fashion-mnist-vit-tiny", "--bogus"])
+    assert e.value.code == 2 and "unrecognized arguments: --bogus" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["inspect", "smollm2-135m", "a=1"])  # inspect takes no overrides
+    assert list(tmp_path.iterdir()) == []

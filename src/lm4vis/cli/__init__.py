@@ -41,6 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_OVERRIDE = re.compile(r"[A-Za-z_][\w.]*=.*", re.DOTALL)
+
+
 def _join_layer_spans(argv: list[str]) -> list[str]:
     """``--layers -2:`` -> ``--layers=-2:``: argparse takes "-2:" for an option, not a value."""
     out: list[str] = []
@@ -59,7 +62,14 @@ def _join_layer_spans(argv: list[str]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(_join_layer_spans(sys.argv[1:] if argv is None else list(argv)))
+    args, extra = parser.parse_known_args(_join_layer_spans(sys.argv[1:] if argv is None else list(argv)))
+    # argparse takes one run of positionals: `... a=1 --compile b=2` leaves b=2 over. Overrides
+    # may sit anywhere among the options; anything else left over is an error as usual.
+    stray = [a for a in extra if not _OVERRIDE.fullmatch(a)]
+    if stray or (extra and not hasattr(args, "overrides")):
+        parser.error(f"unrecognized arguments: {' '.join(stray or extra)}")
+    if extra:
+        args.overrides = [*args.overrides, *extra]
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",

@@ -302,6 +302,9 @@ def compile_block(model: nn.Module) -> None:
         log.info("trainer.compile: this model has no LM block; nothing to compile")
         return
     log.info("trainer.compile: compiling the LM block; the first steps of each shape are slow")
+    if not torch.cuda.is_available():
+        # inductor's C++ toolchain probe warns "No CUDA runtime is found" on every CPU machine
+        logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
     torch._dynamo.reset()
     found.block.compile()
 
