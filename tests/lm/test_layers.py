@@ -9,6 +9,7 @@ import torch
 
 from lm4vis.lm import LMStack, random_lm, tiny_config
 from lm4vis.lm.config import SUPPORTED_FAMILIES
+import lm4vis.lm.layers as layers_mod
 from lm4vis.lm.layers import rope_tables
 
 # Every family's tiny config, plus the variants that take another code path.
@@ -177,3 +178,28 @@ def test_bf16_matmul_attention_close_to_fp32():
 def test_unknown_attention_kernel_is_refused():
     with pytest.raises(ValueError, match="attention='flash'.*auto, sdpa, matmul"):
         _stack("llama").set_attention("flash")
+
+
+@pytest.mark.parametrize("name", ["llama", "gemma", "gemma_softcap", "opt"])
+def test_attention_weights_are_the_ones_applied(name):
+    """The analysis reads `attention_weights`; they must be the probabilities the layer uses:
+    rows sum to 1, padded keys get 0, and probs @ v gives the layer's attention output."""
+    attn = _stack(name).layers[0].attn
+    x = torch.randn(2, 6, attn.q_proj.in_features)
+    pad = torch.zeros(2, 6, dtype=torch.bool)
+    pad[1, 4:] = True
+    probs = attn.attention_weights(x, pad)
+    assert probs.shape == (2, attn.num_heads, 6, 6)
+    torch.testing.assert_close(probs.sum(-1), torch.ones(2, attn.num_heads, 6))
+    assert probs[1, :, :, 4:].abs().max() == 0
+    with torch.no_grad():
+        q, k, v = attn._qkv(x, None)
+        groups = attn.num_heads // attn.num_kv_heads
+        from_probs = probs @ v.repeat_interleave(groups, dim=1)
+        keep = ~pad[:, None, None, :]
+        if attn.softcap is None:  # independent of lm4vis's kernels
+            applied = torch.nn.functional.scaled_dot_product_attention(
+                q, k, v, attn_mask=keep, scale=attn.scale, enable_gqa=groups > 1)
+        else:  # SDPA has no soft-capping
+            applied = layers_mod.matmul_attention(q, k, v, keep, attn.scale, attn.softcap)
+    torch.testing.assert_close(from_probs, applied, atol=1e-5, rtol=1e-5)

@@ -120,30 +120,39 @@ def matmul_is_faster(q: Tensor) -> bool:
     return limit is not None and q.shape[-2] <= limit
 
 
+def attention_scores(
+    q: Tensor, k: Tensor, mask: Tensor | None, scale: float, softcap: float | None = None,
+) -> Tensor:
+    """Logits ``q k^T * scale`` (soft-capped, masked to -inf), (B, H, N, N), from (B, H, N, D)
+    queries and (B, KV, N, D) keys.
+
+    Grouped-query heads are handled by folding each group's queries into the sequence axis,
+    (B, KV, G*N, D), so keys are never repeated in memory. ``mask`` is boolean, True where a
+    query may attend, broadcastable to (B, H, N, N).
+    """
+    b, h, n, d = q.shape
+    kv = k.shape[1]
+    groups = h // kv
+    scores = (q * scale).reshape(b, kv, groups * n, d) @ k.transpose(-2, -1)
+    if softcap is not None:
+        scores = torch.tanh(scores / softcap) * softcap
+    scores = scores.view(b, kv, groups, n, n)
+    if mask is not None:
+        # split the mask's head axis into (KV, G) to match the scores
+        scores = scores.masked_fill(~(mask.unsqueeze(1) if mask.dim() == 4 else mask), float("-inf"))
+    return scores.view(b, h, n, n)
+
+
 def matmul_attention(
     q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, scale: float,
     softcap: float | None = None,
 ) -> Tensor:
     """``softmax(q k^T * scale) v`` with explicit matmuls: (B, H, N, D) queries, (B, KV, N, D)
-    keys and values -> (B, H, N, D).
-
-    Grouped-query heads are handled by folding each group's queries into the sequence axis,
-    (B, KV, G*N, D), so keys and values are never repeated in memory. ``mask`` is boolean,
-    True where a query may attend, broadcastable to (B, H, N, N).
-    """
+    keys and values -> (B, H, N, D); values are not repeated either (see `attention_scores`)."""
     b, h, n, d = q.shape
     kv = k.shape[1]
-    groups = h // kv
-    q = (q * scale).reshape(b, kv, groups * n, d)
-    scores = q @ k.transpose(-2, -1)  # (B, KV, G*N, N)
-    if softcap is not None:
-        scores = torch.tanh(scores / softcap) * softcap
-    if mask is not None:
-        # split the mask's head axis into (KV, G) to match the scores
-        grouped = mask.unsqueeze(1) if mask.dim() == 4 else mask
-        scores = scores.view(b, kv, groups, n, n).masked_fill(~grouped, float("-inf"))
-        scores = scores.view(b, kv, groups * n, n)
-    return (scores.softmax(-1) @ v).view(b, h, n, d)
+    probs = attention_scores(q, k, mask, scale, softcap).softmax(-1)
+    return (probs.view(b, kv, (h // kv) * n, n) @ v).view(b, h, n, d)
 
 
 class LMAttention(nn.Module):
@@ -176,16 +185,6 @@ class LMAttention(nn.Module):
             q, k = apply_rope(q, *rope), apply_rope(k, *rope)
         return q, k, v
 
-    def _scores(self, q: Tensor, k: Tensor, mask: Tensor | None) -> Tensor:
-        groups = self.num_heads // self.num_kv_heads
-        k = k.repeat_interleave(groups, dim=1)
-        scores = (q @ k.transpose(-2, -1)).float() * self.scale
-        if self.softcap is not None:
-            scores = torch.tanh(scores / self.softcap) * self.softcap
-        if mask is not None:
-            scores = scores.masked_fill(~mask, float("-inf"))
-        return scores.softmax(-1)
-
     def forward(
         self,
         x: Tensor,
@@ -214,7 +213,8 @@ class LMAttention(nn.Module):
     def attention_weights(self, x: Tensor, key_padding_mask: Tensor | None = None) -> Tensor:
         """Attention probabilities (B, H, N, N) for input ``x``; used by the analysis hooks."""
         q, k, _ = self._qkv(x, None)
-        return self._scores(q, k, _attn_mask(key_padding_mask, False, x.shape[1], x.device))
+        mask = _attn_mask(key_padding_mask, False, x.shape[1], x.device)
+        return attention_scores(q.float(), k.float(), mask, self.scale, self.softcap).softmax(-1)
 
 
 class LMMLP(nn.Module):
@@ -333,8 +333,8 @@ class LMStack(nn.Module):
 
     def set_attention(self, impl: AttentionImpl) -> LMStack:
         """Choose the attention kernel of every layer: ``"auto"`` (the default: matmuls for
-        short bf16 sequences on CPU, SDPA otherwise), ``"sdpa"`` or ``"matmul"``. The result is the same
-        function either way; only speed and rounding differ."""
+        short bf16 sequences on CPU, SDPA otherwise), ``"sdpa"`` or ``"matmul"``. The result
+        is the same function either way; only speed and rounding differ."""
         if impl not in ATTENTION_IMPLS:
             raise ValueError(f"attention={impl!r} is unknown; choose one of {', '.join(ATTENTION_IMPLS)}")
         for module in self.modules():
@@ -404,7 +404,8 @@ def random_lm(config: LMConfig, layer_indices: Iterable[int] | None = None, seed
 
 
 __all__ = [
-    "ATTENTION_IMPLS", "AttentionImpl", "MATMUL_MAX_TOKENS", "matmul_attention", "matmul_is_faster",
+    "ATTENTION_IMPLS", "AttentionImpl", "MATMUL_MAX_TOKENS", "attention_scores", "matmul_attention",
+    "matmul_is_faster",
     "Norm", "LMAttention", "LMMLP", "LMLayer", "LMStack", "random_lm", "rope_tables",
     "apply_rope",
 ]
