@@ -20,17 +20,6 @@ def test_presets_exist():
             "vit-base-llama7b"} <= names
 
 
-@pytest.fixture(scope="module")
-def tiny_llama(tmp_path_factory) -> str:
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("stand_in_llama")
-    LlamaForCausalLM(LlamaConfig(vocab_size=32, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                                 num_attention_heads=4, num_key_value_heads=2)).save_pretrained(path)
-    return str(path)
-
-
 @pytest.mark.parametrize("path", PRESETS, ids=lambda p: str(p.relative_to(configs_dir())))
 def test_preset_builds(path: Path, tiny_llama: str):
     cfg = load_config(path)

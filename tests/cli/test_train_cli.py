@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 
 from lm4vis.cli import main
 
@@ -20,17 +19,6 @@ TINY = [
     "host.kwargs={embed_dim: 32, depth: 2, num_heads: 2}", "data.limit_train=128", "data.limit_val=64",
     "data.batch_size=32", "trainer.max_epochs=1", "trainer.progress_bar=false",
 ]
-
-
-@pytest.fixture(scope="module")
-def tiny_llama(tmp_path_factory) -> str:
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("cli_llama")
-    LlamaForCausalLM(LlamaConfig(vocab_size=32, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                                 num_attention_heads=4, num_key_value_heads=2)).save_pretrained(path)
-    return str(path)
 
 
 @pytest.fixture(scope="module")
