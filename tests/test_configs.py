@@ -44,5 +44,5 @@ def test_deit_recipes(name, host, drop_path, layers):
     o = cfg.optim
     assert (cfg.host.name, cfg.host.drop_path_rate, cfg.block.layers) == (host, drop_path, layers)
     assert (cfg.trainer.max_epochs, o.lr, o.lr_batch_size, o.weight_decay, o.warmup_epochs) == (300, 5e-4, 512, 0.05, 5)
-    assert (o.label_smoothing, o.mixup, o.cutmix, o.randaugment) == (0.1, 0.8, 1.0, "rand-m9-mstd0.5-inc1")
+    assert (cfg.task.label_smoothing, cfg.task.mixup, cfg.task.cutmix, cfg.data.randaugment) == (0.1, 0.8, 1.0, "rand-m9-mstd0.5-inc1")
     assert cfg.data.batch_size * cfg.trainer.devices == 1024  # the authors' total batch

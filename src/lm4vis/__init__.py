@@ -4,19 +4,18 @@ Pang et al., "Frozen Transformers in Language Models Are Effective Visual Encode
 ICLR 2024.
 """
 
-from .block import FrozenLMBlock, MLPControl
-from .checkpoint import CheckpointError, load_lm_layers, open_checkpoint, read_lm_config
-from .lm import LMConfig, LMStack, random_lm, tiny_config
+from ._lazy import lazy_exports
+from .registry import load_plugins, register_dataset, register_host, register_task
 
 __version__ = "0.1.0"
 
-__all__ = ["FrozenLMBlock", "MLPControl", "load_lm_layers", "open_checkpoint", "read_lm_config",
-           "CheckpointError", "LMConfig", "LMStack", "random_lm", "tiny_config", "__version__"]
-
-
-def __getattr__(name: str):
-    # Hosts pull in timm; import them only when asked for.
-    if name == "attach":
-        from .hosts import attach
-        return attach
-    raise AttributeError(f"module 'lm4vis' has no attribute {name!r}")
+_EXPORTS = {
+    "FrozenLMBlock": ".block", "MLPControl": ".block",
+    "load_lm_layers": ".checkpoint", "open_checkpoint": ".checkpoint",
+    "read_lm_config": ".checkpoint", "CheckpointError": ".checkpoint",
+    "LMConfig": ".lm", "LMStack": ".lm", "random_lm": ".lm", "tiny_config": ".lm",
+    "attach": ".hosts.attachment", "detach": ".hosts.attachment", "LMSlot": ".hosts.slot",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = [*_EXPORTS, "register_host", "register_task", "register_dataset", "load_plugins",
+           "__version__"]

@@ -24,7 +24,7 @@ from lm4vis.train.config import ConfigError, RunConfig, load_config, load_preset
     ("data.mean=0.5", "data.mean", [0.5]),
     ("block.layers=-2:", "block.layers", "-2:"),
     ("block.layers=-1", "block.layers", -1),
-    ("optim.randaugment=null", "optim.randaugment", None),
+    ("data.randaugment=null", "data.randaugment", None),
     ("host.kwargs.depth=3", "host.kwargs", {"depth": 3}),
 ])
 def test_override_is_typed_by_the_field(override, key, expected):
@@ -104,7 +104,8 @@ def test_yaml_round_trip_and_diff():
 
 @pytest.mark.parametrize("overrides, words", [
     (["data.image_size=32"], ["data.image_size=32", "host.img_size=28"]),
-    (["optim.mixup=0.8", "data.batch_size=31"], ["data.batch_size=31", "even"]),
+    (["task.mixup=0.8", "data.batch_size=31"], ["data.batch_size=31", "even"]),
+    (["optim.mixup=0.8"], ["task.mixup"]),  # a moved key names its new place
     (["data.mean=[0.5]"], ["data.mean and data.std"]),
 ])
 def test_cross_field_checks(overrides, words):

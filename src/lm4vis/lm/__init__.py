@@ -1,7 +1,11 @@
 """The language-model side: one typed config and one layer implementation for every family."""
 
-from .config import SUPPORTED_FAMILIES, LMConfig, tiny_config
-from .layers import LMAttention, LMLayer, LMMLP, LMStack, Norm, random_lm
+from .._lazy import lazy_exports
 
-__all__ = ["LMConfig", "SUPPORTED_FAMILIES", "tiny_config", "LMStack", "LMLayer", "LMAttention",
-           "LMMLP", "Norm", "random_lm"]
+_EXPORTS = {
+    "LMConfig": ".config", "SUPPORTED_FAMILIES": ".config", "tiny_config": ".config",
+    "LMStack": ".layers", "LMLayer": ".layers", "LMAttention": ".layers", "LMMLP": ".layers",
+    "Norm": ".layers", "random_lm": ".layers",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = list(_EXPORTS)

@@ -1,6 +1,9 @@
 """Typed run configuration: dataclasses, YAML presets with ``base:`` inheritance, overrides.
 
-A run is described by one `RunConfig` (host, block, data, optim, trainer, seed, where to write).
+A run is described by one `RunConfig` (host, block, data, task, optim, trainer, seed, where to
+write). The ``host``, ``data`` and ``task`` sections are typed by the part they name
+(``host.kind``, ``data.name``, ``task.name``): each registered part brings its own config
+dataclass (`lm4vis.registry`), so ``host.num_points=1024`` is typed by the host's class.
 Presets are YAML files that may name a ``base:`` preset and override only what differs.
 Command-line overrides are ``section.key=value`` strings, typed by the dataclass field they set.
 An unknown key anywhere is an error that lists the valid keys of its section: a typo must never
@@ -21,84 +24,33 @@ from typing import Any, Union
 
 import yaml
 
-from ..hosts import VARIANTS, BlockConfig, HostConfig
+from ..data.configs import DataConfig, ImageDataConfig
+from ..hosts.configs import VARIANTS, BlockConfig, HostConfig, TimmViTConfig
+from ..registry import DATASETS, HOSTS, TASKS, RegistryError, load_plugins
+from ..tasks.configs import ClassificationConfig, TaskConfig
 
 PRECISIONS = ("32", "32-true", "bf16-mixed", "bf16-true", "16-mixed")
-STRATEGIES_HINT = ("auto", "ddp", "ddp_spawn", "fsdp", "deepspeed")
-CROPS = ("none", "random-resized", "padded")
 SCHEDULES = ("cosine", "constant")
-VAL_SPLITS = ("val", "test")
-TASKS = ("classification",)
+
+#: Sections typed by the part they name: base class -> (selecting key, registry).
+_SELECTED = {HostConfig: ("kind", HOSTS), DataConfig: ("name", DATASETS), TaskConfig: ("name", TASKS)}
+#: Keys that moved to the part they belong to; an old preset gets the new name in its error.
+MOVED_KEYS = {
+    "optim.label_smoothing": "task.label_smoothing", "optim.mixup": "task.mixup",
+    "optim.cutmix": "task.cutmix", "optim.mixup_prob": "task.mixup_prob",
+    "optim.mixup_switch_prob": "task.mixup_switch_prob", "optim.randaugment": "data.randaugment",
+    "optim.random_erasing": "data.random_erasing",
+}
+#: Names people type for a key, beyond what difflib finds close.
+SYNONYMS = {
+    "learning_rate": "lr", "epochs": "max_epochs", "num_epochs": "max_epochs", "bs": "batch_size",
+    "batch": "batch_size", "wd": "weight_decay", "workers": "num_workers", "gpus": "devices",
+    "model": "name", "dataset": "name", "num_threads": "threads",
+}
 
 
 class ConfigError(ValueError):
     """A config that cannot be used; the message names the key and the fix."""
-
-
-@dataclass
-class DataConfig:
-    """Which images, how many, in what order.
-
-    Args:
-        name: a dataset of `lm4vis.data` (fashion-mnist, animal-mnist, cluttered-*, imagefolder,
-            idx, masks-folder).
-        root: folder of the dataset files (needed by imagefolder / idx / masks-folder).
-        image_size: side the images are resized to; None takes ``host.img_size``.
-        batch_size: images per device per step.
-        eval_batch_size: images per device per validation step; None takes ``batch_size``.
-        num_workers: DataLoader worker processes.
-        limit_train: keep only the first N training images (quick runs).
-        limit_val: keep only the first N validation images.
-        val_split: ``val`` (carved from train where the source has none) or ``test``.
-        data_seed: seed of generated data (the cluttered-* scenes). Kept apart from the run
-            seed so every seed and every variant is measured on the same images (the splits
-            themselves are fixed by `lm4vis.data`).
-        mean, std: per-channel normalisation (0..1 scale); None estimates them from up to
-            1000 training images.
-        crop: training crop: ``none``, ``random-resized`` (DeiT, scale 0.08-1) or ``padded``
-            (pad by ``crop_padding`` and crop back, the small-image recipe).
-        crop_padding: padding of the ``padded`` crop, in pixels.
-        hflip: probability of a horizontal flip in training.
-    """
-
-    name: str = "fashion-mnist"
-    root: str | None = None
-    image_size: int | None = None
-    batch_size: int = 64
-    eval_batch_size: int | None = None
-    num_workers: int = 0
-    limit_train: int | None = None
-    limit_val: int | None = None
-    val_split: str = "val"
-    data_seed: int = 0
-    mean: list[float] | None = None
-    std: list[float] | None = None
-    crop: str = "none"
-    crop_padding: int = 4
-    hflip: float = 0.0
-
-    def __post_init__(self) -> None:
-        _positive(self, "data", "batch_size")
-        if self.eval_batch_size is None:
-            self.eval_batch_size = self.batch_size
-        _positive(self, "data", "eval_batch_size")
-        for name in ("image_size", "limit_train", "limit_val"):
-            if getattr(self, name) is not None:
-                _positive(self, "data", name)
-        if self.num_workers < 0:
-            raise ConfigError(f"data.num_workers={self.num_workers} must be >= 0")
-        _choice(self, "data", "val_split", VAL_SPLITS)
-        _choice(self, "data", "crop", CROPS)
-        _probability(self, "data", "hflip")
-        if (self.mean is None) != (self.std is None):
-            raise ConfigError("data.mean and data.std must be given together (or both left None)")
-        if self.mean is not None and len(self.mean) != len(self.std):
-            raise ConfigError(
-                f"data.mean has {len(self.mean)} values but data.std has {len(self.std)}; "
-                "give one per image channel"
-            )
-        if self.std is not None and any(s <= 0 for s in self.std):
-            raise ConfigError(f"data.std={self.std} must be positive")
 
 
 @dataclass
@@ -116,13 +68,6 @@ class OptimConfig:
         warmup_epochs: linear warm-up length in epochs (may be fractional).
         warmup_steps: warm-up length in optimizer steps; overrides ``warmup_epochs``.
         min_lr: floor of the cosine schedule.
-        label_smoothing: of the cross-entropy (ignored when mixup/cutmix mix the labels,
-            which then carry the smoothing themselves).
-        mixup, cutmix: Beta alphas of timm's Mixup; 0 switches each off.
-        mixup_prob: probability of mixing a batch at all.
-        mixup_switch_prob: probability of cutmix instead of mixup when both are on.
-        randaugment: timm RandAugment string such as ``rand-m9-mstd0.5-inc1``, or None.
-        random_erasing: probability of timm's RandomErasing per image.
         grad_clip: clip the global gradient norm to this value (None: off).
     """
 
@@ -135,20 +80,13 @@ class OptimConfig:
     warmup_epochs: float = 0.0
     warmup_steps: int | None = None
     min_lr: float = 1e-6
-    label_smoothing: float = 0.0
-    mixup: float = 0.0
-    cutmix: float = 0.0
-    mixup_prob: float = 1.0
-    mixup_switch_prob: float = 0.5
-    randaugment: str | None = None
-    random_erasing: float = 0.0
     grad_clip: float | None = None
 
     def __post_init__(self) -> None:
         _positive(self, "optim", "lr")
         if self.lr_batch_size is not None:
             _positive(self, "optim", "lr_batch_size")
-        for name in ("weight_decay", "min_lr", "warmup_epochs", "mixup", "cutmix", "eps"):
+        for name in ("weight_decay", "min_lr", "warmup_epochs", "eps"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"optim.{name}={getattr(self, name)} must be >= 0")
         if self.warmup_steps is not None and self.warmup_steps < 0:
@@ -156,19 +94,8 @@ class OptimConfig:
         if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
             raise ConfigError(f"optim.betas={self.betas} must be two numbers in [0, 1)")
         _choice(self, "optim", "schedule", SCHEDULES)
-        for name in ("label_smoothing", "mixup_prob", "mixup_switch_prob", "random_erasing"):
-            _probability(self, "optim", name)
-        if self.randaugment is not None and not self.randaugment.startswith("rand-"):
-            raise ConfigError(
-                f"optim.randaugment={self.randaugment!r} is not a timm RandAugment string; "
-                "use e.g. 'rand-m9-mstd0.5-inc1' or null"
-            )
         if self.grad_clip is not None:
             _positive(self, "optim", "grad_clip")
-
-    @property
-    def mixes_labels(self) -> bool:
-        return (self.mixup > 0 or self.cutmix > 0) and self.mixup_prob > 0
 
 
 @dataclass
@@ -195,6 +122,12 @@ class TrainerConfig:
             after a one-off compile (measured here: 17 s for the first graph with an empty
             cache, 3-8 s for each further one, 0-2 s from inductor's disk cache). The host
             stays eager. Needs a C++ compiler on CPUs, as `torch.compile` does.
+        threads: torch intra-op threads; None takes the machine's cores. Fixed by config, not
+            by the machine's load, so that one command gives one result; recorded in the
+            run summary.
+        keep_checkpoints: epoch checkpoints kept besides ``last.ckpt``: the best N by the
+            task's monitor metric (1: the best one; -1: every epoch, which at the paper's
+            schedule with an inline 7B layer means hundreds of GB).
     """
 
     max_epochs: int = 10
@@ -211,9 +144,15 @@ class TrainerConfig:
     accumulate_grad_batches: int = 1
     progress_bar: bool = True
     compile: bool = False
+    threads: int | None = None
+    keep_checkpoints: int = 1
 
     def __post_init__(self) -> None:
         _positive(self, "trainer", "max_epochs")
+        if self.threads is not None:
+            _positive(self, "trainer", "threads")
+        if self.keep_checkpoints < -1:
+            raise ConfigError(f"trainer.keep_checkpoints={self.keep_checkpoints} must be -1 (all), 0 or more")
         if self.max_steps != -1:
             _positive(self, "trainer", "max_steps")
         _choice(self, "trainer", "precision", PRECISIONS)
@@ -235,44 +174,42 @@ class RunConfig:
     """Everything one training run depends on; saved as ``config.yaml`` in the run folder.
 
     Args:
-        host: the timm model (see `lm4vis.hosts.HostConfig`).
-        block: the LM block variant (see `lm4vis.hosts.BlockConfig`).
-        data, optim, trainer: see their classes.
-        task: what the model is trained to do (``classification``).
+        host: the host; its class is the one ``host.kind`` registered (default ``timm-vit``).
+        block: the LM block variant (see `lm4vis.hosts.configs.BlockConfig`).
+        data: the dataset; its class is the one ``data.name`` registered.
+        task: what the model is trained to do; its class is the one ``task.name`` registered.
+        optim, trainer: see their classes.
         seed: initialisation, data order and augmentation; the same seed gives the same host
             initialisation and the same batches for every variant.
         out_dir: folder that holds run folders.
         run_name: name of this run's folder; None derives ``<dataset>-<variant>-s<seed>``.
+        plugins: modules that register a user's own hosts, tasks or datasets, imported before
+            the rest of the config is read.
     """
 
-    host: HostConfig = field(default_factory=HostConfig)
+    host: HostConfig = field(default_factory=TimmViTConfig)
     block: BlockConfig = field(default_factory=BlockConfig)
-    data: DataConfig = field(default_factory=DataConfig)
+    data: DataConfig = field(default_factory=ImageDataConfig)
+    task: TaskConfig = field(default_factory=ClassificationConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
-    task: str = "classification"
     seed: int = 0
     out_dir: str = "runs"
     run_name: str | None = None
+    plugins: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        _choice(self, "", "task", TASKS)
         if self.seed < 0:
             raise ConfigError(f"seed={self.seed} must be >= 0")
-        if self.data.image_size is None:
-            self.data.image_size = self.host.img_size
-        elif self.host.img_size is not None and self.host.img_size != self.data.image_size:
-            raise ConfigError(
-                f"data.image_size={self.data.image_size} but host.img_size={self.host.img_size}; "
-                "set them to the same size (or leave data.image_size null)"
-            )
-        if self.optim.mixes_labels and self.data.batch_size % 2:
-            raise ConfigError(
-                f"data.batch_size={self.data.batch_size} must be even when optim.mixup/cutmix are on "
-                "(timm's Mixup pairs each image with its mirror in the batch)"
-            )
         if self.run_name is not None and (not self.run_name or os.sep in self.run_name):
             raise ConfigError(f"run_name={self.run_name!r} must be a plain folder name")
+        for section in (self.host, self.data, self.task):
+            try:
+                section.check_run(self)
+            except ConfigError:
+                raise
+            except ValueError as e:
+                raise ConfigError(str(e)) from None
 
     @property
     def default_run_name(self) -> str:
@@ -292,7 +229,9 @@ class RunConfig:
         Args:
             data: nested sections as loaded from YAML (no ``base:`` key).
         """
-        return _build(cls, data, "")
+        if isinstance(data, dict):
+            load_plugins(data.get("plugins") or [])
+        return _build(cls, _normalise(data), "")
 
     def replace(self, overrides: dict[str, Any] | list[str]) -> RunConfig:
         """A new config with dotted-key overrides applied and everything re-validated.
@@ -376,15 +315,21 @@ def load_preset_dict(name: str | os.PathLike, _seen: tuple[Path, ...] = ()) -> d
 
 
 def load_config(
-    name: str | os.PathLike | None = None, overrides: list[str] | dict[str, Any] | None = None
+    name: str | os.PathLike | None = None, overrides: list[str] | dict[str, Any] | None = None,
+    plugins: list[str] | tuple[str, ...] = (),
 ) -> RunConfig:
     """Resolve a preset (or the defaults) and overrides into a validated `RunConfig`.
 
     Args:
         name: preset path or name; None starts from the dataclass defaults.
         overrides: ``["optim.lr=1e-3", "block.variant=mlp"]`` or a dotted-key dict.
+        plugins: modules registering a user's parts (``--plugin``), added to the config's own
+            ``plugins`` so that the saved config names them too.
     """
+    load_plugins(plugins)
     data = load_preset_dict(name) if name is not None else {}
+    if plugins:
+        data["plugins"] = list(dict.fromkeys([*(data.get("plugins") or []), *plugins]))
     if overrides:
         apply_overrides(data, overrides)
     try:
@@ -419,14 +364,20 @@ def parse_override(text: str) -> tuple[str, str]:
 def apply_overrides(data: dict[str, Any], overrides: list[str] | dict[str, Any]) -> None:
     """Set dotted keys in a nested config dict; values given as text are typed by the field.
 
+    ``plugins`` are applied (and imported) first and the keys that select a part
+    (``host.kind``, ``data.name``, ``task.name``) next, so that every other key is typed by
+    the class of the part the config ends up naming.
+
     Args:
         data: nested dict, changed in place.
         overrides: ``["a.b=1", ...]`` (typed by the dataclass field) or ``{"a.b": 1}``.
     """
-    items = overrides.items() if isinstance(overrides, dict) else map(parse_override, overrides)
+    items = list(overrides.items() if isinstance(overrides, dict) else map(parse_override, overrides))
+    selectors = {"plugins", "host.kind", "data.name", "task.name", "task"}
+    items.sort(key=lambda kv: (kv[0] != "plugins", kv[0] not in selectors))
     for key, value in items:
         parts = key.split(".")
-        hint = _field_type(RunConfig, parts)
+        hint = _field_type(RunConfig, parts, data)
         if isinstance(value, str):
             value = _parse_text(value, Any if hint is None else hint, key)
         node = data
@@ -434,27 +385,70 @@ def apply_overrides(data: dict[str, Any], overrides: list[str] | dict[str, Any])
             child = node.get(part)
             if child is None:
                 child = node[part] = {}
+            if isinstance(child, str) and part == "task":  # `task: classification` shorthand
+                child = node[part] = {"name": child}
             if not isinstance(child, dict):
                 raise ConfigError(f"cannot set {key}: {part} is a value, not a section")
             node = child
         node[parts[-1]] = value
+        if key == "plugins":
+            load_plugins(value or [])
 
 
-def _field_type(cls: type, parts: list[str]) -> Any:
-    """The type hint of a dotted key, or raise listing the valid keys of the section."""
+def _field_type(cls: type, parts: list[str], data: dict[str, Any] | None = None) -> Any:
+    """The type hint of a dotted key, or raise listing the valid keys of the section.
+
+    Args:
+        cls: the root dataclass.
+        parts: the key's path.
+        data: the config dict so far, which says which part a selected section is.
+    """
     hint: Any = cls
+    node: Any = data or {}
     for depth, part in enumerate(parts):
         if dataclasses.is_dataclass(hint):
+            hint = _selected_class(hint, node, ".".join(parts[:depth]))
             hints = typing.get_type_hints(hint)
             valid = [f.name for f in dataclasses.fields(hint) if f.init]
             if part not in valid:
                 raise _unknown_key(".".join(parts[: depth + 1]), valid)
             hint = hints[part]
+            node = node.get(part) if isinstance(node, dict) else None
+            if part == "task" and isinstance(node, str):
+                node = {"name": node}
         elif _origin(hint) is dict:
             return None  # a free-form dict (host.kwargs): its values are typed as YAML
         else:
             raise ConfigError(f"{'.'.join(parts[:depth])} is a value, not a section: cannot set {'.'.join(parts)}")
     return hint
+
+
+def _selected_class(hint: type, value: Any, path: str) -> type:
+    """For a section typed by the part it names, the registered part's config class."""
+    selected = _SELECTED.get(hint)
+    if selected is None:
+        return hint
+    key, registry = selected
+    name = value.get(key) if isinstance(value, dict) else None
+    if name is None:
+        name = hint.__dataclass_fields__[key].default
+    try:
+        part = registry.get(name)
+    except RegistryError as e:
+        raise ConfigError(str(e)) from None
+    if not (isinstance(part.config, type) and issubclass(part.config, hint)):
+        raise ConfigError(
+            f"{registry.kind} {name!r} is registered with config {part.config.__name__}, which is not "
+            f"a subclass of {hint.__name__}; derive it from lm4vis's {hint.__name__}"
+        )
+    return part.config
+
+
+def _normalise(data: dict[str, Any]) -> dict[str, Any]:
+    """Shorthands: ``task: classification`` for ``task: {name: classification}``."""
+    if isinstance(data, dict) and isinstance(data.get("task"), str):
+        data = {**data, "task": {"name": data["task"]}}
+    return data
 
 
 # -- building and checking dataclasses -------------------------------------------------------------
@@ -491,7 +485,7 @@ def _coerce(value: Any, hint: Any, path: str) -> Any:
     if isinstance(hint, str):
         raise ConfigError(f"unresolved type hint {hint!r} for {path}")
     if dataclasses.is_dataclass(hint):
-        return _build(hint, value, path)
+        return _build(_selected_class(hint, value, path), value, path)
     origin = _origin(hint)
     if origin is Union:
         args = typing.get_args(hint)
@@ -594,7 +588,10 @@ def _parse_text(text: str, hint: Any, path: str) -> Any:
 
 def _unknown_key(path: str, valid: list[str]) -> ConfigError:
     section, _, key = path.rpartition(".")
-    close = difflib.get_close_matches(key, valid, n=1)
+    moved = MOVED_KEYS.get(path)
+    if moved is not None:
+        return ConfigError(f"config key {path!r} is now {moved!r} (it belongs to the {moved.split('.')[0]} section)")
+    close = [SYNONYMS[key]] if SYNONYMS.get(key) in valid else difflib.get_close_matches(key, valid, n=1)
     hint = f" (did you mean {_join(section, close[0])}?)" if close else ""
     return ConfigError(
         f"unknown config key {path!r}{hint}; valid keys of {section or 'the top level'}: "
@@ -664,6 +661,6 @@ def _choice(obj: Any, section: str, name: str, choices: tuple[str, ...]) -> None
         raise ConfigError(f"{_join(section, name)}={value!r} is unknown; choose one of {', '.join(choices)}")
 
 
-__all__ = ["RunConfig", "DataConfig", "OptimConfig", "TrainerConfig", "HostConfig", "BlockConfig",
-           "ConfigError", "load_config", "load_run_config", "load_preset_dict", "find_preset",
+__all__ = ["RunConfig", "DataConfig", "ImageDataConfig", "OptimConfig", "TrainerConfig", "HostConfig",
+           "TimmViTConfig", "TaskConfig", "ClassificationConfig", "BlockConfig", "ConfigError", "load_config", "load_run_config", "load_preset_dict", "find_preset",
            "configs_dir", "apply_overrides", "parse_override", "VARIANTS"]
