@@ -55,9 +55,29 @@ def synthetic_factory(n_train: int = 64, n_val: int = 32, **kw):
     return build
 
 
+def _register_synthetic() -> None:
+    """The tests' image dataset, registered as any user's would be."""
+    from lm4vis import register_dataset
+    from lm4vis.data.configs import ImageDataConfig
+    from lm4vis.data.image_source import ImageSource
+
+    register_dataset("synthetic", config=ImageDataConfig, builder=_synthetic_source)
+
+
+def _synthetic_source(cfg):
+    from lm4vis.data.image_source import ImageSource
+
+    return ImageSource(cfg, base=_SYNTHETIC)
+
+
+_SYNTHETIC = synthetic_factory()
+_register_synthetic()
+
+
 @pytest.fixture
 def factory():
-    return synthetic_factory()
+    """The synthetic dataset's raw factory (registered as data.name=synthetic)."""
+    return _SYNTHETIC
 
 
 TINY_OVERRIDES = {

@@ -36,7 +36,7 @@ def test_mean_ci(values, mean, half):
 
 def _run(variant, seed, acc):
     return {"variant": variant, "seed": seed, "status": "completed", "final": {"val/acc": acc},
-            "params": {"trainable": 10, "frozen": 5}, "time_per_step_s": 0.1, "images_per_s": 640}
+            "params": {"trainable": 10, "frozen": 5}, "time_per_step_s": 0.1, "samples_per_s": 640}
 
 
 @pytest.mark.parametrize("accs, verdict", [
@@ -48,18 +48,18 @@ def test_paired_verdicts(accs, verdict):
     runs = [r for s, (a, b) in accs.items() for r in (_run("baseline", s, a), _run("frozen-lm", s, b))]
     out = summarize(runs, ["baseline", "frozen-lm"])
     assert out["paired_differences"][0]["verdict"] == verdict
-    assert [r["top1"]["n"] for r in out["rows"]] == [3, 3]
+    assert [r["metric"]["n"] for r in out["rows"]] == [3, 3]
 
 
 @pytest.mark.slow
 def test_compare_writes_report_and_resumes(tiny_cfg, factory, monkeypatch):
     cfg = tiny_cfg.replace({"trainer.max_epochs": 1})
-    res = compare(cfg, ["baseline", "frozen-lm"], [0, 1], name="cmp", dataset_factory=factory)
+    res = compare(cfg, ["baseline", "frozen-lm"], [0, 1], name="cmp")
     out = Path(res["out_dir"])
     assert sorted(p.name for p in out.iterdir() if p.is_dir()) == [
         "baseline-s0", "baseline-s1", "frozen-lm-s0", "frozen-lm-s1"]
     report = (out / "report.md").read_text()
-    for words in ("| baseline | 2 |", "| frozen-lm | 2 |", "95% CI", "trainable params", "images/s",
+    for words in ("| baseline | 2 |", "| frozen-lm | 2 |", "95% CI", "trainable params", "samples/s",
                   "curves.png"):
         assert words in report
     assert (out / "curves.png").stat().st_size > 1000
@@ -72,12 +72,12 @@ def test_compare_writes_report_and_resumes(tiny_cfg, factory, monkeypatch):
     fits = []
     real_fit = run_mod._fit
     monkeypatch.setattr(run_mod, "_fit", lambda *a, **k: fits.append(a) or real_fit(*a, **k))
-    again = compare(cfg, ["baseline", "frozen-lm"], [0, 1], name="cmp", dataset_factory=factory)
+    again = compare(cfg, ["baseline", "frozen-lm"], [0, 1], name="cmp")
     assert fits == [] and again["summary"]["rows"] == res["summary"]["rows"]
 
     # A different budget under the same name is refused, naming the key.
     with pytest.raises(ConfigError, match="optim.lr"):
-        compare(cfg.replace({"optim.lr": 0.1}), ["baseline"], [0], name="cmp", dataset_factory=factory)
+        compare(cfg.replace({"optim.lr": 0.1}), ["baseline"], [0], name="cmp")
 
 
 @pytest.mark.parametrize("variants, seeds, words", [

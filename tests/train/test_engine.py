@@ -107,14 +107,14 @@ def test_sampler_order_depends_on_seed_and_epoch_only():
 def test_short_run_learns_and_keeps_frozen_weights(tiny_cfg, factory):
     cfg = tiny_cfg.replace({"trainer.max_epochs": 4, "run_name": "learn"})
     before = build_model(cfg.host, cfg.block, seed=cfg.seed).lm_block.lm.state_dict()
-    summary = train(cfg, dataset_factory=factory)
+    summary = train(cfg)
     assert summary["status"] == "completed"
     hist = summary["history"]
     assert len(hist) == 4
     assert hist[-1]["train/epoch_loss"] < hist[0]["train/epoch_loss"] - 0.05
     assert hist[-1]["val/loss"] < hist[0]["val/loss"]
     assert summary["final"]["val/acc"] > 0.5  # 4 classes: chance is 0.25
-    from lm4vis.train.run import load_run
+    from lm4vis.train.loading import load_run
 
     model, _ = load_run(summary["run_dir"])
     after = model.lm_block.lm.state_dict()
@@ -133,12 +133,12 @@ class _Poison(L.Callback):
 
 
 def test_nan_loss_stops_the_run(tiny_cfg, factory):
-    summary = train(tiny_cfg.replace({"run_name": "nan"}), dataset_factory=factory, callbacks=[_Poison()])
+    summary = train(tiny_cfg.replace({"run_name": "nan"}), callbacks=[_Poison()])
     assert summary["status"] == "failed"
     assert summary["steps"] == 2  # stopped before the poisoned step's update
     for words in ("non-finite", "optim.lr", "OPT"):
         assert words in summary["error"]
-    from lm4vis.train.run import read_summary
+    from lm4vis.train.folders import read_summary
 
     assert read_summary(summary["run_dir"])["status"] == "failed"
 
@@ -159,7 +159,7 @@ def test_same_seed_same_batches_across_variants(tiny_cfg, factory):
     for variant, seed in (("baseline", 0), ("mlp", 0), ("baseline", 1)):
         rec = _RecordBatches()
         train(cfg.replace({"block.variant": variant, "seed": seed, "run_name": f"{variant}-{seed}"}),
-              dataset_factory=factory, callbacks=[rec])
+              callbacks=[rec])
         seen[variant, seed] = rec.seen
     assert len(seen["baseline", 0]) == 4
     assert seen["baseline", 0] == seen["mlp", 0]
@@ -168,7 +168,7 @@ def test_same_seed_same_batches_across_variants(tiny_cfg, factory):
 
 def test_bf16_mixed_precision_runs(tiny_cfg, factory):
     cfg = tiny_cfg.replace({"trainer.precision": "bf16-mixed", "trainer.max_epochs": 1, "run_name": "bf16"})
-    summary = train(cfg, dataset_factory=factory)
+    summary = train(cfg)
     assert summary["status"] == "completed" and summary["precision"] == "bf16-mixed"
     assert math.isfinite(summary["final"]["val/loss"])
 
@@ -181,13 +181,13 @@ class _SeeCompiled(L.Callback):
 def test_compiled_block_trains_like_the_eager_one(tiny_cfg, factory):
     """trainer.compile: the block really is compiled, the run matches the eager run to float
     tolerance, and its checkpoint loads into an eager model (state-dict keys unchanged)."""
-    from lm4vis.train.run import load_run
+    from lm4vis.train.loading import load_run
 
     cfg = tiny_cfg.replace({"trainer.max_epochs": 1})
-    eager = train(cfg.replace({"run_name": "eager"}), dataset_factory=factory)
+    eager = train(cfg.replace({"run_name": "eager"}))
     seen = _SeeCompiled()
     compiled = train(cfg.replace({"run_name": "compiled", "trainer.compile": True}),
-                     dataset_factory=factory, callbacks=[seen])
+                     callbacks=[seen])
     assert seen.compiled
     assert compiled["status"] == "completed"
     assert compiled["final"]["val/loss"] == pytest.approx(eager["final"]["val/loss"], rel=1e-3)

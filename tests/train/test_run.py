@@ -14,7 +14,9 @@ import torch
 
 from lm4vis.train.callbacks import AtomicCheckpointIO
 from lm4vis.train.config import ConfigError
-from lm4vis.train.run import RunExistsError, load_run, read_summary, train
+from lm4vis.train.folders import RunExistsError, read_summary
+from lm4vis.train.loading import load_run
+from lm4vis.train.run import train
 
 
 class Kill(RuntimeError):
@@ -39,8 +41,8 @@ def _tensors(model):
 # Every source of randomness on: augmentation, mixup/cutmix, drop path, label smoothing, and
 # worker processes (num_workers=2), where a resumed epoch is easiest to get wrong.
 AUGMENTED = {
-    "optim.mixup": 0.8, "optim.cutmix": 1.0, "optim.randaugment": "rand-m9-mstd0.5-inc1",
-    "optim.random_erasing": 0.25, "optim.label_smoothing": 0.1, "optim.warmup_epochs": 1.0,
+    "task.mixup": 0.8, "task.cutmix": 1.0, "data.randaugment": "rand-m9-mstd0.5-inc1",
+    "data.random_erasing": 0.25, "task.label_smoothing": 0.1, "optim.warmup_epochs": 1.0,
     "host.drop_path_rate": 0.1, "data.crop": "padded", "data.hflip": 0.5,
 }
 
@@ -49,14 +51,14 @@ AUGMENTED = {
 @pytest.mark.parametrize("num_workers", [0, 2])
 def test_kill_and_resume_equals_uninterrupted(tiny_cfg, factory, num_workers):
     cfg = tiny_cfg.replace({**AUGMENTED, "data.num_workers": num_workers, "trainer.max_epochs": 2})
-    full = train(cfg.replace({"run_name": "full"}), dataset_factory=factory)
+    full = train(cfg.replace({"run_name": "full"}))
 
     killed_cfg = cfg.replace({"run_name": "killed"})
     with pytest.raises(Kill):
-        train(killed_cfg, dataset_factory=factory, callbacks=[_KillAt(epoch=1, batch=2)])
+        train(killed_cfg, callbacks=[_KillAt(epoch=1, batch=2)])
     run_dir = Path(cfg.out_dir) / "killed"
     assert read_summary(run_dir)["status"] == "interrupted"
-    resumed = train(None, resume=run_dir, dataset_factory=factory)
+    resumed = train(None, resume=run_dir)
 
     assert resumed["status"] == "completed" and resumed["steps"] == full["steps"]
     a, b = _tensors(load_run(Path(cfg.out_dir) / "full")[0]), _tensors(load_run(run_dir)[0])
@@ -74,41 +76,43 @@ def test_kill_and_resume_equals_uninterrupted(tiny_cfg, factory, num_workers):
 
 def test_existing_run_folder_is_refused(tiny_cfg, factory):
     cfg = tiny_cfg.replace({"run_name": "taken", "trainer.max_epochs": 1})
-    first = train(cfg, dataset_factory=factory)
+    first = train(cfg)
     ckpt = Path(first["run_dir"]) / "checkpoints" / "last.ckpt"
     before = ckpt.stat().st_mtime_ns, ckpt.read_bytes()
     with pytest.raises(RunExistsError) as e:
-        train(cfg, dataset_factory=factory)
+        train(cfg)
     assert "--resume" in str(e.value) and "auto" in str(e.value)
     assert (ckpt.stat().st_mtime_ns, ckpt.read_bytes()) == before
     # auto: a free suffix, the first run untouched
-    second = train(cfg, dataset_factory=factory, auto_name=True)
+    second = train(cfg, auto_name=True)
     assert Path(second["run_dir"]).name == "taken-2"
     assert (ckpt.stat().st_mtime_ns, ckpt.read_bytes()) == before
     # resuming a completed run does nothing
-    again = train(None, resume=first["run_dir"], dataset_factory=factory)
+    again = train(None, resume=first["run_dir"])
     assert again["status"] == "completed" and ckpt.stat().st_mtime_ns == before[0]
 
 
 def test_resume_with_other_config_names_the_keys(tiny_cfg, factory):
     cfg = tiny_cfg.replace({"run_name": "mine", "trainer.max_epochs": 1})
-    first = train(cfg, dataset_factory=factory)
+    first = train(cfg)
     other = cfg.replace({"optim.lr": 0.5, "block.variant": "mlp", "out_dir": "elsewhere"})
     with pytest.raises(ConfigError) as e:
-        train(other, resume=first["run_dir"], dataset_factory=factory)
+        train(other, resume=first["run_dir"])
     msg = str(e.value)
     assert "optim.lr" in msg and "block.variant" in msg and "out_dir" not in msg
 
 
 def test_run_folder_contents_and_load_run(tiny_cfg, factory):
     cfg = tiny_cfg.replace({"run_name": "files", "trainer.max_epochs": 2})
-    summary = train(cfg, dataset_factory=factory)
+    summary = train(cfg)
     run_dir = Path(summary["run_dir"])
     names = sorted(p.name for p in (run_dir / "checkpoints").iterdir())
-    assert names == ["epoch000.ckpt", "epoch001.ckpt", "last.ckpt"]  # no temporary file left
+    # the best epoch by the task's monitor metric and the last; no temporary file left
+    best = f"epoch{summary['best']['epoch']:03d}.ckpt"
+    assert names == sorted({best, "last.ckpt"})
     assert {"config.yaml", "metrics.csv", "summary.json", "tensorboard"} <= {p.name for p in run_dir.iterdir()}
     assert any((run_dir / "tensorboard").iterdir())
-    for key in ("time_per_step_s", "images_per_s", "params", "final", "best"):
+    for key in ("time_per_step_s", "samples_per_s", "threads", "task", "skipped", "params", "final", "best"):
         assert summary[key]
     model, loaded_cfg = load_run(run_dir)
     assert loaded_cfg.data.mean is not None  # resolved statistics are part of the saved config
@@ -118,7 +122,7 @@ def test_run_folder_contents_and_load_run(tiny_cfg, factory):
     x = torch.rand(2, 1, 16, 16)
     model2, _ = load_run(run_dir, "last.ckpt")
     assert torch.equal(model(x), model2(x))
-    with pytest.raises(FileNotFoundError, match="epoch000.ckpt"):
+    with pytest.raises(FileNotFoundError, match=best):
         load_run(run_dir, "epoch999.ckpt")
 
 
@@ -138,7 +142,7 @@ def test_atomic_checkpoint_survives_a_failed_write(tmp_path):
 
 
 def test_resume_may_change_how_a_run_executes(tiny_cfg, tmp_path):
-    from lm4vis.train.run import check_resume_config
+    from lm4vis.train.folders import check_resume_config
 
     # neither compiling nor the progress bar changes what is computed
     check_resume_config(tiny_cfg, tiny_cfg.replace({"trainer.compile": True, "trainer.progress_bar": True}), tmp_path)
@@ -153,7 +157,7 @@ def test_hardware_lightning_rejects_is_recorded_as_failed(tiny_cfg, factory):
         pytest.skip("needs a machine without a GPU")
     cfg = tiny_cfg.replace({"run_name": "nogpu", "trainer.accelerator": "gpu"})
     with pytest.raises(Exception) as e:
-        train(cfg, dataset_factory=factory)
+        train(cfg)
     summary = json.loads((Path(cfg.out_dir) / "nogpu" / "summary.json").read_text())
     assert summary["status"] == "failed"
     assert str(e.value) in summary["error"]
@@ -163,7 +167,7 @@ def test_resume_takes_execution_keys_from_the_command(tiny_cfg, factory):
     """A run killed eager may be resumed compiled: the flag is applied, not just tolerated."""
     cfg = tiny_cfg.replace({"run_name": "eager-then-compiled", "trainer.max_epochs": 2})
     with pytest.raises(Kill):
-        train(cfg, dataset_factory=factory, callbacks=[_KillAt(epoch=1, batch=1)])
+        train(cfg, callbacks=[_KillAt(epoch=1, batch=1)])
     seen = []
 
     class _See(L.Callback):
@@ -171,5 +175,21 @@ def test_resume_takes_execution_keys_from_the_command(tiny_cfg, factory):
             seen.append(pl_module.model.lm_block._compiled_call_impl is not None)
 
     resumed = train(cfg.replace({"trainer.compile": True}), resume=Path(cfg.out_dir) / cfg.run_name,
-                    dataset_factory=factory, callbacks=[_See()])
+                    callbacks=[_See()])
     assert resumed["status"] == "completed" and seen == [True]
+
+
+@pytest.mark.parametrize("keep, expected", [(0, ["last.ckpt"]), (-1, ["epoch000.ckpt", "epoch001.ckpt", "epoch002.ckpt", "last.ckpt"]),
+                                            (2, None)])
+def test_checkpoints_kept(tiny_cfg, keep, expected):
+    """Every epoch's checkpoint is kept only when asked (-1); by default the best and the last."""
+    cfg = tiny_cfg.replace({"run_name": f"keep{keep}", "trainer.max_epochs": 3, "trainer.keep_checkpoints": keep})
+    summary = train(cfg)
+    names = sorted(p.name for p in (Path(summary["run_dir"]) / "checkpoints").iterdir())
+    if expected is None:  # the two best epochs by val/acc (ties either way), and last
+        assert len(names) == 3 and "last.ckpt" in names
+        acc = {f"epoch{h['epoch']:03d}.ckpt": h["val/acc"] for h in summary["history"]}
+        kept = [n for n in names if n != "last.ckpt"]
+        assert min(acc[n] for n in kept) >= max(v for n, v in acc.items() if n not in kept)
+    else:
+        assert names == expected

@@ -59,7 +59,7 @@ def test_layer_sweep_end_to_end_and_resume(tiny_cfg, factory, monkeypatch):
 
     monkeypatch.setattr(compare_mod, "train", killed_on_third_run)
     with pytest.raises(KeyboardInterrupt):
-        sweep(cfg, "layer", seeds=[0], every=1, dataset_factory=factory)
+        sweep(cfg, "layer", seeds=[0], every=1)
     assert calls == ["baseline-s0", "layer-0-s0", "layer-1-s0"]
 
     # Started again, the two finished runs are kept and only the third one trains.
@@ -69,7 +69,7 @@ def test_layer_sweep_end_to_end_and_resume(tiny_cfg, factory, monkeypatch):
     real_fit = run_mod._fit
     monkeypatch.setattr(compare_mod, "train", real_train)
     monkeypatch.setattr(run_mod, "_fit", lambda *a, **k: fits.append(a) or real_fit(*a, **k))
-    res = sweep(cfg, "layer", seeds=[0], every=1, dataset_factory=factory)
+    res = sweep(cfg, "layer", seeds=[0], every=1)
     assert len(fits) == 1
     out = Path(res["out_dir"])
     assert out.name == "sweep-layer"

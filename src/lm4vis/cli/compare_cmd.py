@@ -56,12 +56,12 @@ def parse_seeds(text: str) -> list[int]:
 def run(args: argparse.Namespace) -> int:
     from ..train.compare import compare
     from ..train.config import load_config
-    from ..train.run import is_secondary_process
+    from ..train.folders import is_secondary_process
 
     quiet_lightning(getattr(args, "verbose", False))
     if args.config is None and not args.overrides:
         raise ValueError("give --config PRESET (see configs/); --help has examples")
-    cfg = load_config(args.config, collect_overrides(args))
+    cfg = load_config(args.config, collect_overrides(args), plugins=args.plugin)
     results = compare(cfg, parse_list(args.variants, "variants"), parse_seeds(args.seeds), name=args.name)
     if is_secondary_process():
         return 0

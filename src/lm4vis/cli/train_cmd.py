@@ -62,6 +62,10 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--accelerator", help="auto, cpu, gpu (trainer.accelerator)")
     p.add_argument("--precision", help="32 or bf16-mixed (trainer.precision)")
     p.add_argument("--max-epochs", type=int, help="epochs (trainer.max_epochs)")
+    p.add_argument("--threads", type=int, help="torch threads (trainer.threads; default: the machine's cores)")
+    p.add_argument("--plugin", action="append", default=[], metavar="MODULE",
+                   help="a module that registers your own hosts, tasks or datasets "
+                   "(lm4vis.register_host, ...); repeatable; see docs/extending.md")
     p.add_argument("--compile", action="store_true", default=None,
                    help="torch.compile the LM block (trainer.compile): a faster step after a "
                         "one-off compile; may be switched on when resuming")
@@ -85,6 +89,7 @@ def collect_overrides(args: argparse.Namespace) -> list[str]:
         "trainer.num_nodes": args.num_nodes, "trainer.strategy": args.strategy,
         "trainer.accelerator": args.accelerator, "trainer.precision": args.precision,
         "trainer.max_epochs": args.max_epochs, "trainer.compile": args.compile,
+        "trainer.threads": args.threads,
     }
     out += [f"{k}={v}" for k, v in flags.items() if v is not None]
     return out
@@ -94,7 +99,8 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ..train.config import load_config, load_run_config
-    from ..train.run import CONFIG_FILE, is_secondary_process, train
+    from ..train.folders import CONFIG_FILE, is_secondary_process
+    from ..train.run import train
 
     quiet_lightning(getattr(args, "verbose", False))
     overrides = collect_overrides(args)
@@ -104,9 +110,12 @@ def run(args: argparse.Namespace) -> int:
     if args.resume:
         cfg = None
         if args.config:
-            cfg = load_config(args.config, overrides)
+            cfg = load_config(args.config, overrides, plugins=args.plugin)
         elif overrides:
             # Overrides alone are checked against the run's own config.
+            from ..registry import load_plugins
+
+            load_plugins(args.plugin)
             config_file = Path(args.resume) / CONFIG_FILE
             if not config_file.is_file():
                 raise FileNotFoundError(f"cannot resume {args.resume}: it holds no {CONFIG_FILE}")
@@ -115,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         if not args.config and not overrides:
             raise ValueError("give --config PRESET (see configs/) or overrides; --help has examples")
-        summary = train(load_config(args.config, overrides), auto_name=auto)
+        summary = train(load_config(args.config, overrides, plugins=args.plugin), auto_name=auto)
     if not is_secondary_process():  # DDP workers run this command too: report once
         print_summary(summary, as_json=args.json)
     return 0 if summary.get("status") == "completed" else 1
@@ -141,4 +150,5 @@ def print_summary(summary: dict[str, Any], as_json: bool = False) -> None:
     if params:
         print(f"params     trainable={params.get('trainable'):,}  frozen={params.get('frozen'):,}")
     if step:
-        print(f"speed      {step * 1000:.1f} ms/step  {summary.get('images_per_s', 0):.0f} images/s")
+        print(f"speed      {step * 1000:.1f} ms/step  {summary.get('samples_per_s', 0):.0f} samples/s  "
+              f"({summary.get('threads')} threads)")

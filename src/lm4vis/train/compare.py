@@ -2,8 +2,10 @@
 
 Every run is an ordinary run in ``out_dir/<name>/<variant>-s<seed>/``: a completed one is
 kept (after checking its config is the one asked for), a killed one resumes from its last
-checkpoint, a failed one (NaN) is reported as failed. Seeds form the outer loop so that the
-variants of one seed are trained close together in time on a shared machine.
+checkpoint, a failed one (NaN) is reported as failed while its config is the one asked for,
+and moved aside to ``<folder>.failed-N`` and trained again once the config changed (the
+user fixed what made it fail). Seeds form the outer loop so that the variants of one seed
+are trained close together in time on a shared machine.
 """
 
 from __future__ import annotations
@@ -15,11 +17,11 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from ..hosts import VARIANTS
-from .config import ConfigError, RunConfig
-from .datamodule import DatasetFactory
+from ..hosts.configs import VARIANTS
+from .config import ConfigError, RunConfig, load_run_config
 from .report import write_report
-from .run import read_summary, train
+from .folders import read_summary
+from .run import train
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +37,6 @@ def compare(
     variants: Iterable[str] = ("baseline", "frozen-lm", "mlp"),
     seeds: Iterable[int] = (0, 1, 2),
     name: str | None = None,
-    dataset_factory: DatasetFactory | None = None,
     title: str | None = None,
     on_run_done: Any = None,
     reading: Any = None,
@@ -47,7 +48,6 @@ def compare(
         variants: names from `lm4vis.hosts.VARIANTS`.
         seeds: run seeds; each gives every variant the same host initialisation and batches.
         name: folder under ``cfg.out_dir`` (default: the dataset name).
-        dataset_factory: `lm4vis.data.build_dataset` replacement (tests).
         title: heading of the report.
         on_run_done: called with each run's summary as it finishes (progress output).
         reading: ``reading(runs, summary) -> str``, a paragraph for the report's end.
@@ -61,7 +61,7 @@ def compare(
         raise ConfigError(f"unknown variant(s) {unknown or '(none given)'}; choose from {', '.join(VARIANTS)}")
     cells = [(v, {"block.variant": v}) for v in variants]
     return run_grid(cfg, cells, seeds, name or cfg.data.name, title=title or f"Variants on {cfg.data.name}",
-                    dataset_factory=dataset_factory, on_run_done=on_run_done, reading=reading)
+                    on_run_done=on_run_done, reading=reading)
 
 
 def run_grid(
@@ -70,7 +70,6 @@ def run_grid(
     seeds: Iterable[int],
     name: str,
     title: str | None = None,
-    dataset_factory: DatasetFactory | None = None,
     on_run_done: Any = None,
     reading: Any = None,
 ) -> dict[str, Any]:
@@ -85,7 +84,6 @@ def run_grid(
         seeds: run seeds.
         name: folder under ``cfg.out_dir``.
         title: heading of the report.
-        dataset_factory: `lm4vis.data.build_dataset` replacement (tests).
         on_run_done: called with each run's summary as it finishes.
         reading: ``reading(runs, summary) -> str``, a paragraph for the report's end.
 
@@ -109,7 +107,7 @@ def run_grid(
             folder = run_name(label, seed)
             run_cfg = cfg.replace({**overrides, "seed": seed, "out_dir": os.fspath(out_dir),
                                    "run_name": folder})
-            summary = _one(run_cfg, out_dir / folder, dataset_factory)
+            summary = _one(run_cfg, out_dir / folder)
             runs.append({**summary, "cell": label})
             if on_run_done is not None:
                 on_run_done(runs[-1])
@@ -129,33 +127,58 @@ def run_grid(
     return results
 
 
-def _one(cfg: RunConfig, run_dir: Path, factory: DatasetFactory | None) -> dict[str, Any]:
+def _one(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
     if run_dir.exists():
         done = read_summary(run_dir)
         if done is not None and done.get("status") == "failed":
-            log.warning("%s failed before (%s); delete the folder to train it again", run_dir,
-                        done.get("error"))
-            return done
+            if not _config_changed(run_dir, cfg):
+                log.warning("%s failed before with this config (%s); change the config (e.g. a "
+                            "lower optim.lr) to train it again", run_dir, done.get("error"))
+                return done
+            aside = _move_aside(run_dir)
+            log.warning("%s had failed (%s) with another config; kept as %s and trained again",
+                        run_dir, done.get("error"), aside.name)
+            return train(cfg)
         # Completed runs are returned as they are, killed ones continue; both only if the
         # folder holds this very config.
-        return train(cfg, resume=run_dir, dataset_factory=factory)
-    return train(cfg, dataset_factory=factory)
+        return train(cfg, resume=run_dir)
+    return train(cfg)
+
+
+def _config_changed(run_dir: Path, cfg: RunConfig) -> bool:
+    from .datamodule import prepare_config
+    from .folders import CONFIG_FILE, LOCATION_KEYS
+
+    saved = load_run_config(run_dir / CONFIG_FILE)
+    keys = saved.diff(prepare_config(cfg))
+    return any(k not in LOCATION_KEYS for k in keys)
+
+
+def _move_aside(run_dir: Path) -> Path:
+    """Rename a stale folder to the first free ``<name>.failed-N``: nothing is deleted."""
+    k = 1
+    while (aside := run_dir.with_name(f"{run_dir.name}.failed-{k}")).exists():
+        k += 1
+    run_dir.rename(aside)
+    return aside
 
 
 def _dataset_line(cfg: RunConfig) -> str:
     d = cfg.data
-    sizes = f"train {d.limit_train or 'all'} / {d.val_split} {d.limit_val or 'all'} images"
-    return f"{d.name} at {d.image_size} px, {sizes}"
+    size = getattr(d, "image_size", None)
+    sizes = f"train {d.limit_train or 'all'} / {d.val_split} {d.limit_val or 'all'} samples"
+    return f"{d.name}{f' at {size} px' if size else ''}, {sizes}"
 
 
 def _host_line(cfg: RunConfig) -> str:
-    h = cfg.host
-    extra = ", ".join(f"{k}={v}" for k, v in h.kwargs.items())
-    return f"{h.name} (patch {h.patch_size}{', ' + extra if extra else ''})"
+    from ..registry import HOSTS
+
+    describe = HOSTS.get(cfg.host.kind).get("describe")
+    return describe(cfg.host) if describe is not None else cfg.host.kind
 
 
 def _budget_line(cfg: RunConfig) -> str:
     t, o = cfg.trainer, cfg.optim
     steps = f", at most {t.max_steps} steps" if t.max_steps != -1 else ""
     return (f"{t.max_epochs} epochs{steps}, batch {cfg.data.batch_size}, AdamW lr {o.lr:g} "
-            f"wd {o.weight_decay:g}, precision {t.precision}")
+            f"wd {o.weight_decay:g}, precision {t.precision}, {t.threads or 'all'} threads")

@@ -1,50 +1,59 @@
-"""Images for training: `lm4vis.data` datasets, normalised, augmented, in a seeded order.
+"""The one data module: a registered dataset's splits, in a seeded order, collated by the task.
 
-Reproducibility is by construction rather than by luck:
-
-- the training order of an epoch is a permutation drawn from ``(seed, epoch)`` only, so every
-  variant trained with the same seed sees the same batches, and a resumed run sees the batches
-  the uninterrupted run would have seen;
-- each image's augmentation is drawn from ``(seed, epoch, item index)`` only, so it does not
-  depend on worker count, on the model's own use of the random generators, or on resuming.
-
+Reproducibility is by construction rather than by luck: the training order of an epoch is a
+permutation drawn from ``(seed, epoch)`` only, so every variant trained with the same seed sees
+the same batches, and a resumed run sees the batches the uninterrupted run would have seen.
 Each rank of a distributed run takes every ``world_size``-th item of the same permutation.
+
+What the data module needs from a dataset is its *data source* (`DataSource`), built by the
+dataset's registered builder from the run config; how samples become a batch is the task's
+(``task.collate``: padding, masks).
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import random
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Iterator
+from typing import Any, Protocol
 
 import lightning as L
-import numpy as np
 import torch
-from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from ..registry import DATASETS
 from .config import ConfigError, RunConfig
+from .seeding import seed_all, seed_for
 
 log = logging.getLogger(__name__)
 
-DatasetFactory = Callable[..., Any]
 
-#: How many training images the normalisation statistics are estimated from.
-STATS_IMAGES = 1000
+class DataSource(Protocol):
+    """What a registered dataset's builder returns, given the run config.
+
+    Attributes:
+        info: the dataset's description, read by the host (sizing, checks) and the task
+            (classes, vocabulary).
+        accepts_epoch: optional; True when the split datasets take ``(index, epoch)`` keys,
+            so that per-item augmentation can be seeded by the epoch too.
+        skips: optional `lm4vis.data.skips.SkipLog` of items skipped while indexing.
+    """
+
+    info: Any
+
+    def resolve(self) -> RunConfig:
+        """The run config with data-derived values filled (e.g. normalisation statistics);
+        deterministic, so a resumed run's config compares equal."""
+        ...
+
+    def dataset(self, split: str, train: bool) -> Dataset:
+        """The split ``train`` or ``cfg.data.val_split``; ``train`` selects the augmentations."""
+        ...
 
 
-def seed_for(*parts: int) -> int:
-    """A 32-bit seed mixed from integers (run seed, epoch, index, ...), well spread."""
-    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1)[0])
-
-
-def seed_all(seed: int) -> None:
-    """Seed the three generators augmentations and models draw from."""
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
+def build_source(cfg: RunConfig) -> DataSource:
+    """The data source of ``cfg.data.name``, from its registered builder."""
+    return DATASETS.get(cfg.data.name).build(cfg)
 
 
 class EpochSampler(Sampler):
@@ -101,209 +110,44 @@ class EpochSampler(Sampler):
         return len(range(self.rank, self.num_items, self.world_size))
 
 
-class TransformedDataset(Dataset):
-    """A dataset whose images go through ``transform``, each seeded from (seed, epoch, index).
-
-    Args:
-        base: an lm4vis dataset returning ``(image uint8 [C,H,W], label, ...)``.
-        transform: image -> float tensor.
-        seed: the run seed; None means the transform is deterministic (no seeding).
-    """
-
-    def __init__(self, base: Dataset, transform: Callable[[Tensor], Tensor], seed: int | None) -> None:
-        self.base, self.transform, self.seed = base, transform, seed
-
-    def __len__(self) -> int:
-        return len(self.base)
-
-    def __getitem__(self, key: int | tuple[int, int]) -> tuple:
-        index, epoch = key if isinstance(key, tuple) else (key, 0)
-        image, *rest = self.base[index]
-        if self.seed is not None:
-            # The generators' state before does not matter: the training step reseeds them.
-            seed_all(seed_for(self.seed, epoch, index))
-        return (self.transform(image), *rest)
-
-
-class ImageTransform:
-    """uint8 [C,H,W] -> normalised float, with the configured training augmentations.
-
-    Args:
-        mean, std: per-channel statistics on the 0..1 scale.
-        image_size: side of the output.
-        train: apply the augmentations below.
-        crop: ``none``, ``random-resized`` or ``padded``.
-        crop_padding: padding of the ``padded`` crop.
-        hflip: flip probability.
-        randaugment: timm RandAugment string or None.
-        random_erasing: timm RandomErasing probability.
-        out_chans: repeat a grayscale image to this many channels (grey data, RGB host).
-    """
-
-    def __init__(
-        self,
-        mean: list[float],
-        std: list[float],
-        image_size: int,
-        train: bool = False,
-        crop: str = "none",
-        crop_padding: int = 4,
-        hflip: float = 0.0,
-        randaugment: str | None = None,
-        random_erasing: float = 0.0,
-        out_chans: int | None = None,
-    ) -> None:
-        from torchvision.transforms import v2
-
-        self.mean = torch.tensor(mean, dtype=torch.float32)[:, None, None]
-        self.std = torch.tensor(std, dtype=torch.float32)[:, None, None]
-        self.out_chans = out_chans
-        ops: list[Callable] = []
-        if train and crop == "random-resized":
-            ops.append(v2.RandomResizedCrop(image_size, antialias=True))
-        elif train and crop == "padded":
-            ops.append(v2.RandomCrop(image_size, padding=crop_padding))
-        if train and hflip > 0:
-            ops.append(v2.RandomHorizontalFlip(hflip))
-        if train and randaugment:
-            ops.append(_RandAugment(randaugment, image_size, mean))
-        self.uint8_ops = ops
-        self.erase = None
-        if train and random_erasing > 0:
-            from timm.data.random_erasing import RandomErasing
-
-            self.erase = RandomErasing(random_erasing, mode="pixel", device="cpu")
-
-    @property
-    def random(self) -> bool:
-        return bool(self.uint8_ops) or self.erase is not None
-
-    def __call__(self, image: Tensor) -> Tensor:
-        for op in self.uint8_ops:
-            image = op(image)
-        x = image.float().div_(255.0)
-        if self.out_chans is not None and x.shape[0] != self.out_chans:
-            x = x.expand(self.out_chans, -1, -1)
-        x = (x - self.mean) / self.std
-        if self.erase is not None:
-            x = self.erase(x)
-        return x
-
-
-class _RandAugment:
-    """timm's RandAugment (which works on PIL images) applied to a uint8 tensor."""
-
-    def __init__(self, config: str, image_size: int, mean: list[float]) -> None:
-        from timm.data.auto_augment import rand_augment_transform
-
-        fill = tuple(round(255 * m) for m in mean)
-        hparams = dict(translate_const=int(image_size * 0.45),
-                       img_mean=fill[0] if len(fill) == 1 else fill)  # PIL "L" images take one value
-        self.op = rand_augment_transform(config, hparams)
-        for op in getattr(self.op, "ops", []):
-            if op.aug_fn.__name__ == "posterize":
-                op.aug_fn = _posterize_at_least_one_bit
-
-
-    def __call__(self, image: Tensor) -> Tensor:
-        from torchvision.transforms.v2 import functional as TF
-
-        pil = TF.to_pil_image(image)
-        return TF.pil_to_tensor(self.op(pil))
-
-
-def _posterize_at_least_one_bit(img: Any, bits_to_keep: int, **kwargs: Any) -> Any:
-    # timm's "increasing" posterize reaches 0 bits at full magnitude; Pillow >= 11 rejects 0.
-    from PIL import ImageOps
-
-    bits = max(1, int(bits_to_keep))
-    return img if bits >= 8 else ImageOps.posterize(img, bits)
-
-
-def image_stats(dataset: Dataset, max_images: int = STATS_IMAGES) -> tuple[list[float], list[float]]:
-    """Per-channel mean and std (0..1 scale) of the first ``max_images`` images.
-
-    Args:
-        dataset: items ``(image uint8 [C,H,W], ...)``.
-        max_images: how many images to read.
-    """
-    n = min(len(dataset), max_images)
-    if n == 0:
-        raise ConfigError("cannot estimate data.mean/std from an empty training set")
-    total = total_sq = None
-    pixels = 0
-    for i in range(n):
-        x = dataset[i][0].double().div(255.0).flatten(1)
-        s, sq = x.sum(1), x.pow(2).sum(1)
-        total = s if total is None else total + s
-        total_sq = sq if total_sq is None else total_sq + sq
-        pixels += x.shape[1]
-    mean = total / pixels
-    std = (total_sq / pixels - mean.pow(2)).clamp_min(1e-12).sqrt()
-    return [round(float(m), 6) for m in mean], [round(max(float(s), 1e-3), 6) for s in std]
-
-
-def default_dataset_factory() -> DatasetFactory:
-    from ..data import build_dataset
-
-    return build_dataset
-
-
-class ImageDataModule(L.LightningDataModule):
+class RunDataModule(L.LightningDataModule):
     """Train and validation loaders of one `RunConfig`.
 
     Args:
-        cfg: the run config (data, host channels/classes, augmentation, seed).
-        dataset_factory: ``build_dataset``-compatible callable (tests pass a synthetic one).
+        cfg: the resolved run config.
+        source: the dataset's data source (`build_source(cfg)` when None).
+        collate: how samples become a batch (the task's ``collate``); torch's default when None.
     """
 
-    def __init__(self, cfg: RunConfig, dataset_factory: DatasetFactory | None = None) -> None:
+    def __init__(self, cfg: RunConfig, source: DataSource | None = None, collate: Any = None) -> None:
         super().__init__()
         self.cfg = cfg
-        self.factory = dataset_factory or default_dataset_factory()
+        self.source = source if source is not None else build_source(cfg)
+        self.collate = collate
         self.train_set: Dataset | None = None
         self.val_set: Dataset | None = None
-        self.info: Any = None
 
-    # -- datasets --------------------------------------------------------------------------------
-    def build(self, split: str, limit: int | None) -> Dataset:
-        d = self.cfg.data
-        ds = self.factory(d.name, split=split, root=d.root, image_size=d.image_size,
-                          seed=d.data_seed, limit=limit)
-        if len(ds) == 0:
-            where = f" at {d.root}" if d.root else ""
-            raise FileNotFoundError(
-                f"the {split} split of dataset {d.name!r}{where} holds no images; check data.root "
-                "(an image folder needs one sub-folder per class with images inside)"
-            )
-        return ds
-
-    def check_info(self, info: Any) -> None:
-        """The host must fit the data: classes and channels."""
-        host = self.cfg.host
-        if info.num_classes != host.num_classes:
-            raise ConfigError(
-                f"host.num_classes={host.num_classes} but dataset {info.name!r} has "
-                f"{info.num_classes} classes; set host.num_classes={info.num_classes}"
-            )
-        if info.in_chans != host.in_chans and not (info.in_chans == 1 and host.in_chans == 3):
-            raise ConfigError(
-                f"host.in_chans={host.in_chans} but dataset {info.name!r} has {info.in_chans} "
-                f"channel(s); set host.in_chans={info.in_chans}"
-            )
+    @property
+    def info(self) -> Any:
+        return self.source.info
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:
             return
-        d = self.cfg.data
-        train = self.build("train", d.limit_train)
-        val = self.build(d.val_split, d.limit_val)
-        self.info = train.info
-        self.check_info(self.info)
-        size = d.image_size or self.info.image_size
-        train_tf, val_tf = build_transform(self.cfg, True, size), build_transform(self.cfg, False, size)
-        self.train_set = TransformedDataset(train, train_tf, self.cfg.seed if train_tf.random else None)
-        self.val_set = TransformedDataset(val, val_tf, None)
+        self.train_set = self.source.dataset("train", train=True)
+        self.val_set = self.source.dataset(self.cfg.data.val_split, train=False)
+        for name, ds in (("train", self.train_set), (self.cfg.data.val_split, self.val_set)):
+            if len(ds) == 0:
+                raise ConfigError(f"the {name} split of dataset {self.cfg.data.name!r} holds no samples")
+
+    def skips(self) -> dict[str, Any]:
+        """Items the source skipped while indexing, by split (see `lm4vis.data.skips`)."""
+        out = {}
+        for name, ds in (("train", self.train_set), ("val", self.val_set)):
+            log_ = getattr(ds, "skips", None)
+            if log_ is not None and log_.total:
+                out[name] = log_.to_dict()
+        return out
 
     # -- loaders ---------------------------------------------------------------------------------
     @property
@@ -339,16 +183,18 @@ class ImageDataModule(L.LightningDataModule):
         rank, world, epoch = self._rank_world()
         d = self.cfg.data
         sampler = EpochSampler(len(self.train_set), self.cfg.seed, shuffle=True, rank=rank,
-                               world_size=world, pad=True, with_epoch=True, epoch=epoch)
+                               world_size=world, pad=True,
+                               with_epoch=getattr(self.source, "accepts_epoch", False), epoch=epoch)
         if len(sampler) < d.batch_size:
             raise ConfigError(
-                f"{len(self.train_set)} training images give {len(sampler)} per device, fewer than "
+                f"{len(self.train_set)} training samples give {len(sampler)} per device, fewer than "
                 f"one batch (data.batch_size={d.batch_size}); raise data.limit_train or lower "
                 "data.batch_size"
             )
         # drop_last: every step has a full (even, for mixup) batch and ranks step together.
         return DataLoader(self.train_set, batch_size=d.batch_size, sampler=sampler, drop_last=True,
-                          num_workers=d.num_workers, persistent_workers=False)
+                          num_workers=d.num_workers, persistent_workers=False,
+                          collate_fn=self.collate, worker_init_fn=_seed_worker)
 
     def val_dataloader(self) -> DataLoader:
         rank, world, _ = self._rank_world()
@@ -356,53 +202,29 @@ class ImageDataModule(L.LightningDataModule):
                                pad=False)
         d = self.cfg.data
         return DataLoader(self.val_set, batch_size=d.eval_batch_size, sampler=sampler,
-                          num_workers=d.num_workers)
+                          num_workers=d.num_workers, collate_fn=self.collate)
 
 
-def prepare_config(cfg: RunConfig, dataset_factory: DatasetFactory | None = None) -> RunConfig:
-    """Fill what the config leaves to the data (normalisation statistics), checked against
-    the host. Deterministic: the same config gives the same result, so resumed runs compare
-    equal.
+def _seed_worker(worker_id: int) -> None:
+    # Datasets that seed per item need nothing; others get a distinct, reproducible stream.
+    seed_all(torch.initial_seed() % 2**32)
+
+
+def prepare_config(cfg: RunConfig, source: DataSource | None = None) -> RunConfig:
+    """Fill what the config leaves to the data, and check the host against the data.
 
     Args:
         cfg: the run config (not changed).
-        dataset_factory: as for `ImageDataModule`.
+        source: its data source (`build_source(cfg)` when None).
     """
-    dm = ImageDataModule(cfg, dataset_factory)
-    train = dm.build("train", cfg.data.limit_train)
-    dm.check_info(train.info)
-    if cfg.data.mean is not None:
-        return cfg
-    mean, std = image_stats(train)
-    return cfg.replace({"data.mean": mean, "data.std": std})
+    from ..registry import HOSTS
+
+    source = source if source is not None else build_source(cfg)
+    check = HOSTS.get(cfg.host.kind).get("check_data")
+    if check is not None:
+        check(cfg.host, source.info)
+    return source.resolve()
 
 
-def build_transform(cfg: RunConfig, train: bool = False, image_size: int | None = None) -> ImageTransform:
-    """The preprocessing of a run: augmentation (``train``) and normalisation.
-
-    `load_run` users take ``build_transform(cfg)`` to feed images to a trained model.
-
-    Args:
-        cfg: a resolved run config (``data.mean``/``data.std`` filled, as in ``config.yaml``).
-        train: include the training augmentations.
-        image_size: output side; ``cfg.data.image_size`` when None.
-    """
-    d, o = cfg.data, cfg.optim
-    if d.mean is None:
-        raise ConfigError("data.mean/std are unresolved; resolve the config with prepare_config first")
-    channels = cfg.host.in_chans
-    mean, std = list(d.mean), list(d.std)
-    if len(mean) not in (1, channels):
-        raise ConfigError(
-            f"data.mean has {len(mean)} values for a {channels}-channel host; give 1 or {channels}"
-        )
-    if len(mean) == 1 and channels > 1:
-        mean, std = mean * channels, std * channels
-    size = image_size or d.image_size
-    if size is None:
-        raise ConfigError("the image size is unknown: set data.image_size or host.img_size")
-    return ImageTransform(
-        mean, std, size, train=train, crop=d.crop, crop_padding=d.crop_padding, hflip=d.hflip,
-        randaugment=o.randaugment if train else None,
-        random_erasing=o.random_erasing if train else 0.0, out_chans=channels,
-    )
+__all__ = ["DataSource", "EpochSampler", "RunDataModule", "build_source", "prepare_config",
+           "seed_all", "seed_for"]

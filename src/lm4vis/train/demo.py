@@ -7,35 +7,17 @@ The demo is an ordinary `compare` plus a plain-language reading of what it measu
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Callable
 from typing import Any
 
 from .config import RunConfig, load_config
-from .report import mean_ci, row_label
+from .report import paired_difference, run_metric
 
 log = logging.getLogger(__name__)
 
 VARIANTS = ("baseline", "frozen-lm", "mlp")
 DATASETS = ("fashion-mnist", "animal-mnist")
-
-
-def pick_threads() -> int:
-    """Torch threads for the cores no other process is using (at least one).
-
-    Two OpenMP threads on two cores, one of which another process keeps busy, wait on each
-    other at every parallel region: on the development machine that made a training step
-    ~15x slower than one thread alone.
-    """
-    import torch
-
-    cores = os.cpu_count() or 1
-    try:
-        load = os.getloadavg()[0]
-    except OSError:  # no load average on this platform
-        return torch.get_num_threads()
-    return max(1, min(torch.get_num_threads(), cores - int(load + 0.5)))
 
 
 def pick_dataset(candidates: tuple[str, ...] = DATASETS) -> str:
@@ -56,21 +38,27 @@ def pick_dataset(candidates: tuple[str, ...] = DATASETS) -> str:
     raise FileNotFoundError("no demo dataset is installed: " + " | ".join(reasons))
 
 
-def demo_config(quick: bool = False, out: str = "runs", dataset: str | None = None) -> RunConfig:
+def demo_config(quick: bool = False, out: str = "runs", dataset: str | None = None,
+                threads: int | None = None) -> RunConfig:
     """The demo's config: the ``demo`` (or ``demo-quick``) preset on an installed dataset.
 
     Args:
         quick: the one-minute smoke budget.
         out: parent folder of the demo's runs.
         dataset: force a dataset; None takes Fashion-MNIST, else Animal-MNIST.
+        threads: torch threads (``trainer.threads``); None keeps the preset's, which is the
+            machine's cores unless the preset says otherwise.
     """
     name = dataset or pick_dataset()
-    return load_config("demo-quick" if quick else "demo", {"data.name": name, "out_dir": out})
+    overrides: dict[str, Any] = {"data.name": name, "out_dir": out}
+    if threads is not None:
+        overrides["trainer.threads"] = threads
+    return load_config("demo-quick" if quick else "demo", overrides)
 
 
 def run_demo(
     seeds: list[int], quick: bool = False, out: str = "runs", dataset: str | None = None,
-    on_run_done: Callable[[dict[str, Any]], None] | None = None,
+    on_run_done: Callable[[dict[str, Any]], None] | None = None, threads: int | None = None,
 ) -> dict[str, Any]:
     """Train the three variants with every seed and write the report with its reading.
 
@@ -80,13 +68,14 @@ def run_demo(
         out: parent folder; runs go to ``out/demo[-quick]-<dataset>/<variant>-s<seed>``.
         dataset: force a dataset.
         on_run_done: progress callback, called with each run's summary.
+        threads: torch threads (see `demo_config`).
 
     Returns:
         The results dict of `compare`, with ``reading`` and ``wall_time_s`` added.
     """
     from .compare import compare
 
-    cfg = demo_config(quick, out, dataset)
+    cfg = demo_config(quick, out, dataset, threads)
     name = f"demo{'-quick' if quick else ''}-{cfg.data.name}"
     start = time.perf_counter()
     results = compare(cfg, VARIANTS, seeds, name=name, title=f"lm4vis demo on {cfg.data.name}",
@@ -95,29 +84,25 @@ def run_demo(
     return results
 
 
-def _paired(runs: list[dict[str, Any]], a: str, b: str) -> dict[str, Any]:
-    def accs(v: str) -> dict[int, float]:
-        return {int(r["seed"]): float(r["final"]["val/acc"]) for r in runs
-                if row_label(r) == v and r.get("status") == "completed" and "val/acc" in (r.get("final") or {})}
-
-    x, y = accs(a), accs(b)
-    common = sorted(set(x) & set(y))
-    return mean_ci([x[s] - y[s] for s in common])
-
-
-def _verdict(stats: dict[str, Any], a: str, b: str) -> str:
+def _verdict(runs: list[dict[str, Any]], a: str, b: str) -> str:
+    """One sentence on (a - b), paired by seed, in the direction of the runs' metric."""
+    metric = run_metric(runs)
+    stats = paired_difference(runs, a, b, metric["key"])["diff"]
+    unit = "points" if metric["unit"] == "%" else metric["unit"] or "units"
     if stats["mean"] is None:
         return f"{a} and {b} cannot be compared (no completed pair of runs)"
-    pts = 100 * stats["mean"]
+    k, d = metric["scale"], metric["digits"]
+    diff = f"{k * stats['mean']:+.{d}f} {unit}"
     if stats["ci_low"] is None:
-        return (f"{a} is {pts:+.2f} points from {b} on a single seed, which gives no interval: "
+        return (f"{a} is {diff} from {b} on a single seed, which gives no interval: "
                 "run more seeds before reading anything into it")
-    ci = f"95% CI [{100 * stats['ci_low']:+.2f}, {100 * stats['ci_high']:+.2f}]"
-    if stats["ci_low"] > 0:
-        return f"{a} beats {b} by {pts:+.2f} points ({ci}, paired by seed), beyond the interval"
-    if stats["ci_high"] < 0:
-        return f"{a} trails {b} by {pts:+.2f} points ({ci}, paired by seed), beyond the interval"
-    return f"{a} differs from {b} by {pts:+.2f} points ({ci}, paired by seed), within the noise"
+    ci = f"95% CI [{k * stats['ci_low']:+.{d}f}, {k * stats['ci_high']:+.{d}f}]"
+    up = metric["higher_is_better"]
+    if stats["ci_low"] > 0 or stats["ci_high"] < 0:
+        better = (stats["ci_low"] > 0) == up
+        return (f"{a} {'beats' if better else 'trails'} {b} by {diff} on {metric['label']} ({ci}, "
+                "paired by seed), beyond the interval")
+    return f"{a} differs from {b} by {diff} on {metric['label']} ({ci}, paired by seed), within the noise"
 
 
 def reading(runs: list[dict[str, Any]], summary: dict[str, Any], cfg: RunConfig, quick: bool) -> str:
@@ -130,25 +115,26 @@ def reading(runs: list[dict[str, Any]], summary: dict[str, Any], cfg: RunConfig,
         quick: the smoke budget (its numbers mean nothing).
     """
     rows = {r["variant"]: r for r in summary["rows"]}
+    metric = summary["metric"]
     parts = []
     if quick:
         parts.append("This was the --quick smoke budget: it checks that everything runs, and its "
                      "accuracies say nothing about the method.")
 
     def acc(v: str) -> str:
-        m = rows.get(v, {}).get("top1", {}).get("mean")
-        return "n/a" if m is None else f"{100 * m:.1f}%"
+        m = rows.get(v, {}).get("metric", {}).get("mean")
+        return "n/a" if m is None else f"{metric['scale'] * m:.1f}{metric['unit']}"
 
     n_seeds = max((len(r["seeds"]) for r in rows.values()), default=0)
     parts.append(
         f"With {cfg.data.limit_train or 'all'} training images of {cfg.data.name}, "
-        f"{cfg.trainer.max_epochs} epoch(s) and {n_seeds} seed(s), the final validation top-1 was "
+        f"{cfg.trainer.max_epochs} epoch(s) and {n_seeds} seed(s), the final validation {metric['label']} was "
         f"{acc('frozen-lm')} with the frozen SmolLM2-135M layer, {acc('baseline')} for the plain "
         f"ViT and {acc('mlp')} for the trainable MLP of the same parameter count."
     )
-    first = _verdict(_paired(runs, "frozen-lm", "baseline"), "frozen-lm", "baseline")
+    first = _verdict(runs, "frozen-lm", "baseline")
     parts.append(first[0].upper() + first[1:] + ";")
-    parts[-1] += " " + _verdict(_paired(runs, "frozen-lm", "mlp"), "frozen-lm", "mlp") + "."
+    parts[-1] += " " + _verdict(runs, "frozen-lm", "mlp") + "."
     fl, base = rows.get("frozen-lm", {}), rows.get("baseline", {})
     if fl.get("time_per_step_s") and base.get("time_per_step_s"):
         parts.append(

@@ -2,22 +2,25 @@
 
 It owns what every task shares: the optimiser and schedule, per-step reseeding (so a resumed
 run repeats the uninterrupted one bit for bit), exact epoch metrics summed over batches and
-ranks, and a per-epoch history kept inside the checkpoints.
+ranks (or computed from per-sample outputs gathered from every rank, for metrics that are not
+sums), counts of skipped samples, and a per-epoch history kept inside the checkpoints. What a
+batch is, how it reaches the model and what is measured is the task's (`lm4vis.tasks.Task`).
 """
 
 from __future__ import annotations
 
 import math
+from collections import Counter
 from typing import Any
 
 import lightning as L
 import torch
 from torch import Tensor, nn
 
+from ..tasks.base import Task
 from .config import OptimConfig
-from .datamodule import seed_all, seed_for
 from .optim import build_optimizer
-from .tasks import Task
+from .seeding import seed_all, seed_for
 
 
 class LitModel(L.LightningModule):
@@ -40,6 +43,9 @@ class LitModel(L.LightningModule):
         self.peak_lr: float | None = None
         self._train_sums: dict[str, Tensor] = {}
         self._val_sums: dict[str, Tensor] = {}
+        self._val_outputs: dict[str, list[Tensor]] = {}
+        #: samples the data pipeline skipped (unreadable files...), by reason, over the run
+        self.skipped: Counter = Counter()
 
     def forward(self, x: Any) -> Any:
         return self.model(x)
@@ -51,10 +57,9 @@ class LitModel(L.LightningModule):
         seed_all(seed_for(self.seed, self.current_epoch, batch_idx, self.global_rank, 1))
 
     def training_step(self, batch: Any, batch_idx: int) -> Tensor:
-        inputs, targets = self.task.unpack(batch)
-        mixed_inputs, mixed_targets = self.task.augment_batch(inputs, targets)
-        outputs = self.model(mixed_inputs)
-        loss = self.task.loss(outputs, mixed_targets, train=True)
+        self._count_skipped(batch)
+        outputs, targets = self.task.forward(self.model, batch, train=True)
+        loss = self.task.loss(outputs, targets, train=True)
         n = self.task.batch_size(batch)
         self.log("train/loss", loss.detach(), on_step=True, on_epoch=False, prog_bar=True, batch_size=n)
         self.log("lr", self.trainer.optimizers[0].param_groups[0]["lr"], on_step=True, on_epoch=False,
@@ -62,9 +67,13 @@ class LitModel(L.LightningModule):
         sums = {"count": torch.tensor(float(n), device=loss.device), "loss": loss.detach().float() * n}
         if not self.task.mixes_targets:
             sums = self.task.batch_sums(outputs, targets)
-            sums["loss"] = loss.detach().float() * n  # the training loss (smoothed), not plain CE
+            sums["loss"] = loss.detach().float() * n  # the loss as optimised (e.g. smoothed)
         _add(self._train_sums, sums)
         return loss
+
+    def _count_skipped(self, batch: Any) -> None:
+        if isinstance(batch, dict) and batch.get("skipped"):
+            self.skipped.update({str(k): int(v) for k, v in batch["skipped"].items()})
 
     def on_train_epoch_start(self) -> None:
         self._train_sums = {}
@@ -75,8 +84,9 @@ class LitModel(L.LightningModule):
             return
         n = max(float(totals["count"]), 1.0)
         metrics = {"train/epoch_loss": float(totals["loss"]) / n}
-        if "correct" in totals:
-            metrics["train/epoch_acc"] = float(totals["correct"]) / n
+        if not self.task.mixes_targets:
+            metrics.update({f"train/epoch_{k}": v for k, v in self.task.epoch_metrics(totals).items()
+                            if k != "loss"})
         self.log_dict(metrics, sync_dist=False, rank_zero_only=False)
         if self.history and self.history[-1].get("epoch") == self.current_epoch:
             self.history[-1].update(metrics)
@@ -86,17 +96,24 @@ class LitModel(L.LightningModule):
     # -- validation ------------------------------------------------------------------------------
     def on_validation_epoch_start(self) -> None:
         self._val_sums = {}
+        self._val_outputs = {}
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
-        inputs, targets = self.task.unpack(batch)
-        outputs = self.model(inputs)
+        self._count_skipped(batch)
+        outputs, targets = self.task.forward(self.model, batch, train=False)
         _add(self._val_sums, self.task.batch_sums(outputs, targets))
+        per_sample = self.task.batch_outputs(outputs, targets)
+        for k, v in (per_sample or {}).items():
+            self._val_outputs.setdefault(k, []).append(v.detach())
 
     def on_validation_epoch_end(self) -> None:
         totals = self._reduce(self._val_sums)
         if not totals or self.trainer.sanity_checking:
             return
-        metrics = {f"val/{k}": v for k, v in self.task.epoch_metrics(totals).items()}
+        values = self.task.epoch_metrics(totals)
+        if self._val_outputs:
+            values.update(self.task.gathered_metrics(self._gather(self._val_outputs)))
+        metrics = {f"val/{k}": v for k, v in values.items()}
         self.log_dict(metrics, sync_dist=False, prog_bar=True)
         entry = {"epoch": self.current_epoch, "step": self.global_step, **metrics}
         # Validation runs before on_train_epoch_end in Lightning's loop: the train
@@ -111,6 +128,23 @@ class LitModel(L.LightningModule):
         local = torch.stack([sums.get(k, torch.zeros((), device=self.device)).float() for k in keys])
         total = self.trainer.strategy.reduce(local.to(self.device), reduce_op="sum")
         return dict(zip(keys, total.cpu()))
+
+    def _gather(self, outputs: dict[str, list[Tensor]]) -> dict[str, Tensor]:
+        """Per-sample outputs of the epoch from every rank, concatenated in rank order."""
+        local = {k: torch.cat(v) for k, v in outputs.items()}
+        if self.trainer.world_size <= 1:
+            return local
+        # all_gather needs equal shapes: pad each rank's rows to the longest, then cut.
+        n = torch.tensor([len(next(iter(local.values())))], device=self.device)
+        counts = self.trainer.strategy.all_gather(n).flatten().tolist()
+        longest = max(counts)
+        out = {}
+        for k, v in local.items():
+            padded = torch.zeros((longest, *v.shape[1:]), dtype=v.dtype, device=self.device)
+            padded[: len(v)] = v
+            every = self.trainer.strategy.all_gather(padded)  # (world, longest, ...)
+            out[k] = torch.cat([every[r, : counts[r]] for r in range(len(counts))]).cpu()
+        return out
 
     # -- optimiser -------------------------------------------------------------------------------
     def configure_optimizers(self) -> dict[str, Any]:
@@ -141,9 +175,11 @@ class LitModel(L.LightningModule):
     # -- checkpoint extras -----------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["lm4vis_history"] = list(self.history)
+        checkpoint["lm4vis_skipped"] = dict(self.skipped)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.history = list(checkpoint.get("lm4vis_history", []))
+        self.skipped = Counter(checkpoint.get("lm4vis_skipped", {}))
 
 
 def peak_lr(cfg: OptimConfig, global_batch: int) -> float:

@@ -115,7 +115,47 @@ def mean_ci(values: list[float], level: float = 0.95) -> dict[str, Any]:
 
 
 # -- tables ----------------------------------------------------------------------------------------
-METRIC = "val/acc"
+#: The metric of run summaries written before tasks declared theirs (image classification).
+_LEGACY_METRIC = {"name": "acc", "label": "top-1", "higher_is_better": True, "unit": "%", "scale": 100.0,
+                  "digits": 2, "key": "val/acc", "mode": "max"}
+
+
+def run_metric(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The monitor metric the runs' task declared (name, key, direction, unit, scale)."""
+    for r in runs:
+        monitor = (r.get("task") or {}).get("monitor")
+        if monitor:
+            return monitor
+    return _LEGACY_METRIC
+
+
+def verdict(stats: dict[str, Any], higher_is_better: bool) -> str:
+    """better / worse / no significant difference, from the CI of (variant - reference)."""
+    if stats["ci_low"] is None:
+        return "n/a"
+    if stats["ci_low"] > 0:
+        return "better" if higher_is_better else "worse"
+    if stats["ci_high"] < 0:
+        return "worse" if higher_is_better else "better"
+    return "no significant difference"
+
+
+def paired_difference(runs: list[dict[str, Any]], variant: str, reference: str,
+                      key: str) -> dict[str, Any]:
+    """(variant - reference) of metric ``key`` paired by seed, with its interval.
+
+    Args:
+        runs: run summaries of both rows.
+        variant, reference: row labels.
+        key: the metric's key in ``final`` (``val/acc``).
+    """
+    def values(label: str) -> dict[int, float]:
+        return {int(r["seed"]): float(r["final"][key]) for r in runs
+                if row_label(r) == label and r.get("status") == "completed" and key in (r.get("final") or {})}
+
+    x, y = values(variant), values(reference)
+    common = sorted(set(x) & set(y))
+    return {"seeds": common, "diff": mean_ci([x[s] - y[s] for s in common])}
 
 
 def row_label(run: dict[str, Any]) -> str:
@@ -124,102 +164,102 @@ def row_label(run: dict[str, Any]) -> str:
 
 
 def summarize(runs: list[dict[str, Any]], variants: list[str], reference: str | None = "baseline") -> dict[str, Any]:
-    """Per-row statistics over seeds and paired differences to ``reference``.
+    """Per-row statistics over seeds and paired differences to ``reference``, in the
+    direction of the metric the runs' task declared.
 
     Args:
         runs: run summaries (``summary.json`` contents) of every row and seed.
         variants: the row labels (block variants, or grid cells), in table order.
         reference: the row the others are compared with (paired by seed), if present.
     """
+    metric = run_metric(runs)
+    key = metric["key"]
     rows = []
-    by_variant: dict[str, dict[int, float]] = {}
     for v in variants:
         mine = [r for r in runs if row_label(r) == v]
-        done = [r for r in mine if r.get("status") == "completed" and METRIC in (r.get("final") or {})]
-        accs = {int(r["seed"]): float(r["final"][METRIC]) for r in done}
-        by_variant[v] = accs
-        stats = mean_ci(list(accs.values()))
+        done = [r for r in mine if r.get("status") == "completed" and key in (r.get("final") or {})]
+        values = {int(r["seed"]): float(r["final"][key]) for r in done}
         params = (done or mine or [{}])[0].get("params") or {}
         steps = [r["time_per_step_s"] for r in done if r.get("time_per_step_s")]
         cpu = [r["cpu_time_per_step_s"] for r in done if r.get("cpu_time_per_step_s")]
-        ips = [r["images_per_s"] for r in done if r.get("images_per_s")]
+        sps = [r.get("samples_per_s") or r.get("images_per_s") for r in done]
+        sps = [x for x in sps if x]
         rows.append({
             "variant": v,
-            "seeds": sorted(accs),
+            "seeds": sorted(values),
             "failed": sorted(int(r["seed"]) for r in mine if r.get("status") == "failed"),
-            "top1": stats,
+            "metric": mean_ci(list(values.values())),
             "trainable_params": params.get("trainable"),
             "frozen_params": params.get("frozen"),
             "time_per_step_s": statistics.fmean(steps) if steps else None,
             "cpu_time_per_step_s": statistics.fmean(cpu) if cpu else None,
-            "images_per_s": statistics.fmean(ips) if ips else None,
+            "samples_per_s": statistics.fmean(sps) if sps else None,
         })
     diffs = []
-    if reference in by_variant:
-        ref = by_variant[reference]
+    if reference in variants:
         for v in variants:
             if v == reference:
                 continue
-            common = sorted(set(ref) & set(by_variant[v]))
-            d = [by_variant[v][s] - ref[s] for s in common]
-            stats = mean_ci(d)
-            verdict = "n/a"
-            if stats["ci_low"] is not None:
-                if stats["ci_low"] > 0:
-                    verdict = "better"
-                elif stats["ci_high"] < 0:
-                    verdict = "worse"
-                else:
-                    verdict = "no significant difference"
-            diffs.append({"variant": v, "reference": reference, "seeds": common, "diff": stats,
-                          "verdict": verdict})
-    return {"metric": METRIC, "rows": rows, "paired_differences": diffs}
+            d = paired_difference(runs, v, reference, key)
+            diffs.append({"variant": v, "reference": reference, **d,
+                          "verdict": verdict(d["diff"], metric["higher_is_better"])})
+    return {"metric": metric, "rows": rows, "paired_differences": diffs}
 
 
-def _pct(x: float | None) -> str:
-    return "–" if x is None else f"{100 * x:.2f}"
+def _fmt(x: float | None, metric: dict[str, Any], signed: bool = False) -> str:
+    if x is None:
+        return "–"
+    return f"{metric['scale'] * x:{'+' if signed else ''}.{metric['digits']}f}"
 
 
 def _count(n: int | None) -> str:
     return "–" if n is None else f"{n:,}"
 
 
+def _unit(metric: dict[str, Any], diff: bool = False) -> str:
+    unit = "pts" if diff and metric["unit"] == "%" else metric["unit"]
+    return f" ({unit})" if unit else ""
+
+
 def markdown_table(summary: dict[str, Any]) -> str:
     """The main table: one row per variant."""
+    m = summary["metric"]
+    arrow = "higher is better" if m["higher_is_better"] else "lower is better"
     lines = [
-        "| variant | seeds | top-1 mean (%) | std | 95% CI | trainable params | frozen params | ms/step | CPU ms/step | images/s |",
+        f"| variant | seeds | {m['label']} mean{_unit(m)} | std | 95% CI | trainable params | frozen params | "
+        "ms/step | CPU ms/step | samples/s |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in summary["rows"]:
-        s = r["top1"]
-        ci = "–" if s["ci_low"] is None else f"[{_pct(s['ci_low'])}, {_pct(s['ci_high'])}]"
+        s = r["metric"]
+        ci = "–" if s["ci_low"] is None else f"[{_fmt(s['ci_low'], m)}, {_fmt(s['ci_high'], m)}]"
         step = "–" if r["time_per_step_s"] is None else f"{1000 * r['time_per_step_s']:.1f}"
         cpu = "–" if r.get("cpu_time_per_step_s") is None else f"{1000 * r['cpu_time_per_step_s']:.1f}"
-        ips = "–" if r["images_per_s"] is None else f"{r['images_per_s']:.0f}"
+        sps = "–" if r["samples_per_s"] is None else f"{r['samples_per_s']:.0f}"
         seeds = str(len(r["seeds"])) + (f" ({len(r['failed'])} failed)" if r["failed"] else "")
-        lines.append(f"| {r['variant']} | {seeds} | {_pct(s['mean'])} | {_pct(s['std'])} | {ci} | "
-                     f"{_count(r['trainable_params'])} | {_count(r['frozen_params'])} | {step} | {cpu} | {ips} |")
-    return "\n".join(lines)
+        lines.append(f"| {r['variant']} | {seeds} | {_fmt(s['mean'], m)} | {_fmt(s['std'], m)} | {ci} | "
+                     f"{_count(r['trainable_params'])} | {_count(r['frozen_params'])} | {step} | {cpu} | {sps} |")
+    return "\n".join(lines) + f"\n\n{m['label']}: {arrow}."
 
 
 def differences_table(summary: dict[str, Any]) -> str:
-    """Paired differences to the reference variant."""
-    diffs = summary["paired_differences"]
+    """Paired differences to the reference variant, judged in the metric's direction."""
+    diffs, m = summary["paired_differences"], summary["metric"]
     if not diffs:
         return ""
-    lines = ["| variant − " + diffs[0]["reference"] + " | seeds | mean diff (pts) | 95% CI (pts) | verdict |",
-             "| --- | --- | --- | --- | --- |"]
+    lines = [f"| variant − {diffs[0]['reference']} | seeds | mean diff{_unit(m, True)} | "
+             f"95% CI{_unit(m, True)} | verdict |", "| --- | --- | --- | --- | --- |"]
     for d in diffs:
         s = d["diff"]
-        ci = "–" if s["ci_low"] is None else f"[{100 * s['ci_low']:+.2f}, {100 * s['ci_high']:+.2f}]"
-        mean = "–" if s["mean"] is None else f"{100 * s['mean']:+.2f}"
-        lines.append(f"| {d['variant']} | {len(d['seeds'])} | {mean} | {ci} | {d['verdict']} |")
+        ci = "–" if s["ci_low"] is None else f"[{_fmt(s['ci_low'], m, True)}, {_fmt(s['ci_high'], m, True)}]"
+        lines.append(f"| {d['variant']} | {len(d['seeds'])} | {_fmt(s['mean'], m, True)} | {ci} | {d['verdict']} |")
     return "\n".join(lines)
 
 
 # -- curves ----------------------------------------------------------------------------------------
 def plot_curves(runs: list[dict[str, Any]], variants: list[str], path: Path) -> None:
-    """Validation accuracy and losses per epoch: mean over seeds, shaded min-max range.
+    """The validation monitor metric and the losses per epoch: mean over seeds, shaded
+    min-max range.
 
     Args:
         runs: run summaries with ``history``.
@@ -231,12 +271,13 @@ def plot_curves(runs: list[dict[str, Any]], variants: list[str], path: Path) -> 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    metric = run_metric(runs)
     fig, (ax_acc, ax_loss) = plt.subplots(1, 2, figsize=(11, 4))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for i, v in enumerate(variants):
         color = colors[i % len(colors)]
         hists = [r.get("history") or [] for r in runs if row_label(r) == v and r.get("history")]
-        for ax, key, style, label in ((ax_acc, "val/acc", "-", v), (ax_loss, "train/epoch_loss", "-", f"{v} train"),
+        for ax, key, style, label in ((ax_acc, metric["key"], "-", v), (ax_loss, "train/epoch_loss", "-", f"{v} train"),
                                       (ax_loss, "val/loss", "--", f"{v} val")):
             curve = _mean_curve(hists, key)
             if not curve:
@@ -245,8 +286,10 @@ def plot_curves(runs: list[dict[str, Any]], variants: list[str], path: Path) -> 
             x = [e + 1 for e in epochs]
             ax.plot(x, mean, style, color=color, label=label, marker="o", markersize=3)
             ax.fill_between(x, lo, hi, color=color, alpha=0.15)
-    ax_acc.set(xlabel="epoch", ylabel="validation top-1", title="accuracy (mean over seeds, range shaded)")
-    ax_loss.set(xlabel="epoch", ylabel="cross-entropy",
+    better = "higher" if metric["higher_is_better"] else "lower"
+    ax_acc.set(xlabel="epoch", ylabel=f"validation {metric['label']}",
+               title=f"{metric['label']} ({better} is better; mean over seeds, range shaded)")
+    ax_loss.set(xlabel="epoch", ylabel="loss",
                 title="loss (train as optimised: solid; validation: dashed)")
     from matplotlib.ticker import MaxNLocator
 
@@ -306,11 +349,11 @@ def render_markdown(summary: dict[str, Any], meta: dict[str, Any]) -> str:
             lines.append(f"- **{key}**: {meta[key]}")
     lines += [
         "",
-        f"Top-1 is the validation accuracy after the last epoch (one fixed budget for every variant, "
-        f"no early stopping). The 95% CI is Student's t over seeds; with one seed there is none. "
-        f"ms/step is the median wall time of a training step (data included), images/s follows from "
-        f"it; CPU ms/step (all threads of the process) is less sensitive to other work on a shared "
-        f"machine.",
+        f"{summary['metric']['label']} is the validation metric after the last epoch (one fixed budget "
+        f"for every variant, no early stopping). The 95% CI is Student's t over seeds; with one seed "
+        f"there is none. ms/step is the median wall time of a training step (data included), "
+        f"samples/s follows from it; CPU ms/step (all threads of the process) is less sensitive to "
+        f"other work on a shared machine.",
         "",
         markdown_table(summary),
         "",

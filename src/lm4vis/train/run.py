@@ -1,15 +1,8 @@
-"""One training run: a folder, a Lightning Trainer, a summary; resuming; loading a result.
+"""One training run: resolve and check everything, make the folder, fit, summarise.
 
-A run lives in ``out_dir/run_name/``::
-
-    config.yaml          the resolved RunConfig (what `load_run` rebuilds the model from)
-    checkpoints/         epochNNN.ckpt per epoch and last.ckpt, each written atomically
-    metrics.csv          Lightning's CSV log (appended to on resume)
-    tensorboard/         TensorBoard events
-    summary.json         status, final and best metrics, parameter counts, time per step
-
-An existing folder is never overwritten: it is refused unless resumed, and resuming with a
-different config is refused with the differing keys named.
+The folder's layout and the resume rules are in `lm4vis.train.folders`; loading a finished
+run is `lm4vis.train.loading`. Everything that can be checked is checked before the run
+folder exists: the config, the data (host against data), the model and the placement.
 """
 
 from __future__ import annotations
@@ -30,19 +23,12 @@ from torch import nn
 from .callbacks import (AtomicCheckpointIO, NonFiniteLossError, NonFiniteLossStop, RunCSVLogger,
                         StepTimer, atomic_write, truncate_metrics)
 from .config import ConfigError, RunConfig, load_run_config
-from .datamodule import DatasetFactory, ImageDataModule, prepare_config
+from .datamodule import DataSource, RunDataModule, build_source, prepare_config
+from .folders import (CONFIG_FILE, EXECUTION_KEYS, LAST_CKPT, RUN_DIR_ENV, RunExistsError,
+                      _flat, check_resume_config, is_secondary_process, read_summary, run_name_for,
+                      write_summary)
 
 log = logging.getLogger(__name__)
-
-CONFIG_FILE = "config.yaml"
-SUMMARY_FILE = "summary.json"
-LAST_CKPT = "last.ckpt"
-#: Set by the launching process so that DDP worker processes find the run folder it chose.
-RUN_DIR_ENV = "LM4VIS_RUN_DIR"
-#: Keys that say where a run lives, not what it computes: they may differ on resume.
-LOCATION_KEYS = ("out_dir", "run_name")
-#: Keys that change how a run executes, not what it computes: a resume may change them.
-EXECUTION_KEYS = ("trainer.progress_bar", "trainer.compile")
 
 
 #: Lightning warnings that describe intended behaviour here, not a problem.
@@ -57,91 +43,6 @@ _EXPECTED_WARNINGS = (
 )
 
 
-class RunExistsError(FileExistsError, ValueError):
-    """The run folder is taken; the message says how to resume or pick another name.
-
-    Also a ValueError: a refused command line, which the CLI reports in one line."""
-
-
-# -- run folders -----------------------------------------------------------------------------------
-def is_secondary_process() -> bool:
-    """True in a DDP worker that Lightning (or torchrun, SLURM) started beside the main one."""
-    return any(int(os.environ.get(v, "0") or 0) > 0 for v in ("LOCAL_RANK", "NODE_RANK", "RANK"))
-
-
-def run_name_for(cfg: RunConfig, out_dir: Path, auto: bool) -> str:
-    """The folder name of a new run; ``auto`` appends ``-2``, ``-3``, ... until one is free.
-
-    Args:
-        cfg: the config (its ``run_name``, else the derived default).
-        out_dir: the parent folder.
-        auto: add a suffix instead of refusing a taken name.
-    """
-    base = cfg.run_name or cfg.default_run_name
-    if not auto or not (out_dir / base).exists():
-        return base
-    k = 2
-    while (out_dir / f"{base}-{k}").exists():
-        k += 1
-    return f"{base}-{k}"
-
-
-def read_summary(run_dir: str | os.PathLike) -> dict[str, Any] | None:
-    """A run's ``summary.json``, or None if it has none yet.
-
-    Args:
-        run_dir: the run folder.
-    """
-    path = Path(run_dir) / SUMMARY_FILE
-    if not path.is_file():
-        return None
-    with open(path) as f:
-        return json.load(f)
-
-
-def write_summary(run_dir: Path, summary: dict[str, Any]) -> None:
-    """Write ``summary.json`` atomically (a reader never sees half a file).
-
-    Args:
-        run_dir: the run folder.
-        summary: JSON-serialisable facts of the run.
-    """
-    atomic_write(run_dir / SUMMARY_FILE, lambda f: json.dump(summary, f, indent=2, default=str), mode="w")
-
-
-def check_resume_config(saved: RunConfig, given: RunConfig, run_dir: Path) -> None:
-    """Refuse to resume ``run_dir`` with a config that computes something else.
-
-    Args:
-        saved: the run's ``config.yaml``.
-        given: the config asked for now (already resolved by `prepare_config`).
-        run_dir: for the message.
-    """
-    a, b = saved.to_dict(), given.to_dict()
-    for key in LOCATION_KEYS:
-        a.pop(key, None)
-        b.pop(key, None)
-    differing = [k for k in RunConfig.from_dict(a).diff(RunConfig.from_dict(b)) if k not in EXECUTION_KEYS]
-    if differing:
-        flat_a, flat_b = _flat(a), _flat(b)
-        details = "; ".join(f"{k}: run has {flat_a.get(k)!r}, given {flat_b.get(k)!r}" for k in differing)
-        raise ConfigError(
-            f"cannot resume {run_dir} with a different config ({details}). Resume without "
-            "--config (the run's own config.yaml is used), or start a new run with --run-name"
-        )
-
-
-def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        key = f"{prefix}.{k}" if prefix else k
-        if isinstance(v, dict) and v:
-            out.update(_flat(v, key))
-        else:
-            out[key] = v
-    return out
-
-
 # -- training --------------------------------------------------------------------------------------
 def train(
     cfg: RunConfig | None = None,
@@ -149,7 +50,6 @@ def train(
     resume: str | os.PathLike | None = None,
     auto_name: bool = False,
     callbacks: Iterable[Any] = (),
-    dataset_factory: DatasetFactory | None = None,
 ) -> dict[str, Any]:
     """Train one run and return its summary (also written as ``summary.json``).
 
@@ -159,7 +59,6 @@ def train(
             as is, a run killed before its first checkpoint starts over in its folder.
         auto_name: take the first free ``<run_name>-N`` folder instead of refusing a taken one.
         callbacks: extra Lightning callbacks (tests use one to simulate a kill).
-        dataset_factory: ``lm4vis.data.build_dataset`` replacement (tests).
 
     Returns:
         The summary dict: ``status`` (``completed`` or ``failed``), ``run_dir``, metrics, ...
@@ -169,7 +68,7 @@ def train(
         ConfigError: the config is invalid or differs from the run being resumed.
     """
     secondary = is_secondary_process()
-    run_dir, cfg, ckpt, model = _resolve_run(cfg, resume, auto_name, dataset_factory, secondary)
+    run_dir, cfg, ckpt, model, source = _resolve_run(cfg, resume, auto_name, secondary)
     if resume is not None:
         # Every process decides alike: DDP workers re-run the same command (and `compare` loop).
         done = read_summary(run_dir)
@@ -177,25 +76,27 @@ def train(
             log.info("%s is already complete; nothing to resume", run_dir)
             return done
 
+    if source is None:
+        source = build_source(cfg)
     if model is None:
-        model = _build_model(cfg)
+        model = _build_model(cfg, source)
     if not secondary:
         os.environ[RUN_DIR_ENV] = str(run_dir.resolve())
         if ckpt is not None:
             truncate_metrics(run_dir / "metrics.csv", _completed_epochs(ckpt))
         elif resume is not None:
             (run_dir / "metrics.csv").unlink(missing_ok=True)  # nothing survived: start clean
-    return _fit(cfg, model, run_dir, ckpt, list(callbacks), dataset_factory)
+    return _fit(cfg, model, source, run_dir, ckpt, list(callbacks))
 
 
 def _resolve_run(
     cfg: RunConfig | None,
     resume: str | os.PathLike | None,
     auto_name: bool,
-    factory: DatasetFactory | None,
     secondary: bool,
-) -> tuple[Path, RunConfig, Path | None, nn.Module | None]:
-    """(run folder, resolved config, checkpoint to resume from or None, model if built)."""
+) -> tuple[Path, RunConfig, Path | None, nn.Module | None, DataSource | None]:
+    """(run folder, resolved config, checkpoint to resume from or None, model and data source
+    if built)."""
     if resume is not None:
         run_dir = Path(resume)
         config_file = run_dir / CONFIG_FILE
@@ -207,12 +108,12 @@ def _resolve_run(
         saved = load_run_config(config_file)
         if cfg is not None:
             if not secondary:
-                check_resume_config(saved, prepare_config(cfg, factory), run_dir)
+                check_resume_config(saved, prepare_config(cfg), run_dir)
             # What is allowed to differ is taken from the command, e.g. --compile on a resume.
             given = _flat(cfg.to_dict())
             saved = saved.replace({k: given[k] for k in EXECUTION_KEYS if k in given})
         last = run_dir / "checkpoints" / LAST_CKPT
-        return run_dir, saved, last if last.is_file() else None, None
+        return run_dir, saved, last if last.is_file() else None, None, None
 
     if cfg is None:
         raise ValueError("train() needs a config, or resume= a run folder")
@@ -224,9 +125,11 @@ def _resolve_run(
             out_dir / (cfg.run_name or cfg.default_run_name))
         saved = load_run_config(_wait_for(run_dir / CONFIG_FILE))
         last = run_dir / "checkpoints" / LAST_CKPT
-        return run_dir, saved, last if last.is_file() else None, None
+        return run_dir, saved, last if last.is_file() else None, None, None
 
-    cfg = prepare_config(cfg, factory)  # fills data statistics, checks host against data
+    source = build_source(cfg)
+    cfg = prepare_config(cfg, source)  # fills data statistics, checks host against data
+    source = build_source(cfg)  # the resolved config's source (the image transform reads the statistics)
     out_dir = Path(cfg.out_dir)
     name = run_name_for(cfg, out_dir, auto_name)
     run_dir = out_dir / name
@@ -237,11 +140,11 @@ def _resolve_run(
         )
     cfg = cfg.replace({"run_name": name})
     _check_strategy(cfg)
-    model = _build_model(cfg)  # fail on a bad host/block before the folder exists
+    model = _build_model(cfg, source)  # fail on a bad host/block before the folder exists
     run_dir.mkdir(parents=True, exist_ok=False)
     atomic_write(run_dir / CONFIG_FILE, lambda f: f.write(cfg.to_yaml()), mode="w")
     write_summary(run_dir, {"status": "running", "run_dir": str(run_dir)})
-    return run_dir, cfg, None, model
+    return run_dir, cfg, None, model, source
 
 
 def _wait_for(path: Path, timeout: float = 600.0) -> Path:
@@ -254,15 +157,27 @@ def _wait_for(path: Path, timeout: float = 600.0) -> Path:
     return path
 
 
-def _build_model(cfg: RunConfig) -> nn.Module:
+def _build_model(cfg: RunConfig, source: DataSource) -> nn.Module:
     from ..hosts import build_model
 
-    return build_model(cfg.host, cfg.block, seed=cfg.seed)
+    return build_model(cfg.host, cfg.block, seed=cfg.seed, info=source.info)
 
 
 def _completed_epochs(ckpt: Path) -> int:
-    state = torch.load(ckpt, map_location="cpu", weights_only=False, mmap=True)
-    return int(state.get("epoch", -1)) + 1
+    from .loading import read_checkpoint
+
+    return int(read_checkpoint(ckpt, mmap=True).get("epoch", -1)) + 1
+
+
+def threads_for(cfg: RunConfig) -> int:
+    """The torch threads of a run: ``trainer.threads``, else the machine's cores (never the
+    load average: one command gives one result on a busy and on an idle machine)."""
+    if cfg.trainer.threads is not None:
+        return cfg.trainer.threads
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def _check_strategy(cfg: RunConfig) -> None:
@@ -295,10 +210,10 @@ def compile_block(model: nn.Module) -> None:
     mlp together), and past dynamo's recompile limit it silently runs eager. Compiled graphs
     stay cached on disk, so the reset costs little.
     """
-    from ..hosts import find_attachment
+    from ..hosts import find_attachments
 
-    found = find_attachment(model)
-    if found is None:
+    found = find_attachments(model)
+    if not found:
         log.info("trainer.compile: this model has no LM block; nothing to compile")
         return
     log.info("trainer.compile: compiling the LM block; the first steps of each shape are slow")
@@ -306,34 +221,50 @@ def compile_block(model: nn.Module) -> None:
         # inductor's C++ toolchain probe warns "No CUDA runtime is found" on every CPU machine
         logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
     torch._dynamo.reset()
-    found.block.compile()
+    for att in found.values():
+        att.block.compile()
+
+
+def _checkpoint_callbacks(cfg: RunConfig, task: Any, run_dir: Path) -> list[Any]:
+    """``last.ckpt`` after every epoch (for resuming), and the best ``keep_checkpoints``
+    epochs by the task's monitor metric (or every epoch with -1)."""
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    folder, keep = run_dir / "checkpoints", cfg.trainer.keep_checkpoints
+    if keep in (0, -1):  # one callback: Lightning refuses two with the same state key
+        return [ModelCheckpoint(dirpath=folder, filename="epoch{epoch:03d}", auto_insert_metric_name=False,
+                                save_top_k=keep, every_n_epochs=1, save_last=True,
+                                save_on_train_epoch_end=True)]
+    last = ModelCheckpoint(dirpath=folder, save_top_k=0, save_last=True, save_on_train_epoch_end=True)
+    metric = task.monitor_metric
+    best = ModelCheckpoint(dirpath=folder, filename="epoch{epoch:03d}", auto_insert_metric_name=False,
+                           monitor=metric.key, mode=metric.mode, save_top_k=keep,
+                           save_on_train_epoch_end=False)
+    return [last, best]
 
 
 def _fit(
     cfg: RunConfig,
     model: nn.Module,
+    source: DataSource,
     run_dir: Path,
     ckpt: Path | None,
     extra_callbacks: list[Any],
-    factory: DatasetFactory | None,
 ) -> dict[str, Any]:
     import lightning as L
-    from lightning.pytorch.callbacks import ModelCheckpoint
     from lightning.pytorch.loggers import TensorBoardLogger
 
+    from ..tasks.base import build_task
     from .module import LitModel
-    from .tasks import build_task
 
     t = cfg.trainer
+    torch.set_num_threads(threads_for(cfg))
     if t.compile:
         compile_block(model)
-    lit = LitModel(model, build_task(cfg), cfg.optim, cfg.seed)
-    dm = ImageDataModule(cfg, factory)
+    task = build_task(cfg, source.info)
+    lit = LitModel(model, task, cfg.optim, cfg.seed)
+    dm = RunDataModule(cfg, source, collate=task.collate)
     timer = StepTimer()
-    checkpoint = ModelCheckpoint(
-        dirpath=run_dir / "checkpoints", filename="epoch{epoch:03d}", auto_insert_metric_name=False,
-        save_top_k=-1, every_n_epochs=1, save_last=True, save_on_train_epoch_end=True,
-    )
     trainer_kwargs = dict(
         default_root_dir=run_dir,
         max_epochs=t.max_epochs,
@@ -344,7 +275,8 @@ def _fit(
         num_nodes=t.num_nodes,
         strategy=_strategy(t.strategy),
         logger=[RunCSVLogger(run_dir), TensorBoardLogger(save_dir=run_dir, name="tensorboard", version="")],
-        callbacks=[checkpoint, NonFiniteLossStop(t.precision), timer, *extra_callbacks],
+        callbacks=[*_checkpoint_callbacks(cfg, task, run_dir), NonFiniteLossStop(t.precision), timer,
+                   *extra_callbacks],
         plugins=[AtomicCheckpointIO()],
         log_every_n_steps=t.log_every_n_steps,
         limit_train_batches=t.limit_train_batches,
@@ -378,9 +310,9 @@ def _fit(
         # A kill (Ctrl-C, an exception): record it, keep the checkpoints, let it propagate.
         if trainer.is_global_zero:
             write_summary(run_dir, _summary(cfg, lit, trainer, timer, run_dir, "interrupted",
-                                            f"{type(e).__name__}: {e}", time.perf_counter() - start))
+                                            f"{type(e).__name__}: {e}", time.perf_counter() - start, dm))
         raise
-    summary = _summary(cfg, lit, trainer, timer, run_dir, status, error, time.perf_counter() - start)
+    summary = _summary(cfg, lit, trainer, timer, run_dir, status, error, time.perf_counter() - start, dm)
     if trainer.is_global_zero:
         write_summary(run_dir, summary)
         if status == "failed":
@@ -390,14 +322,17 @@ def _fit(
 
 def _summary(
     cfg: RunConfig, lit: Any, trainer: Any, timer: StepTimer, run_dir: Path, status: str,
-    error: str | None, wall: float,
+    error: str | None, wall: float, dm: RunDataModule,
 ) -> dict[str, Any]:
     import lightning as L
+
+    from ..registry import HOSTS
 
     model = lit.model
     history = list(lit.history)
     final = {k: v for k, v in (history[-1] if history else {}).items() if k not in ("epoch", "step")}
-    monitor, mode = lit.task.monitor, lit.task.monitor_mode
+    metric = lit.task.monitor_metric
+    monitor, mode = metric.key, metric.mode
     scored = [h for h in history if monitor in h]
     best = None
     if scored:
@@ -409,7 +344,11 @@ def _summary(
         global_batch = lit.global_batch_size()
     except Exception:  # the loop never started (an error in setup)
         global_batch = cfg.data.batch_size
-    lm_block = getattr(model, "lm_block", None)
+    from ..hosts import find_attachments
+
+    blocks = {name: att.block for name, att in find_attachments(model).items()}
+    describe = HOSTS.get(cfg.host.kind).get("describe")
+    skipped = {"pipeline": dict(lit.skipped), "indexing": dm.skips() if dm.train_set is not None else {}}
     return {
         "status": status,
         "error": error,
@@ -417,7 +356,9 @@ def _summary(
         "variant": cfg.block.variant,
         "seed": cfg.seed,
         "dataset": cfg.data.name,
-        "host": cfg.host.name,
+        "host": describe(cfg.host) if describe is not None else cfg.host.kind,
+        "host_kind": cfg.host.kind,
+        "task": lit.task.describe(),
         "final": final,
         "best": best,
         "history": history,
@@ -425,53 +366,26 @@ def _summary(
             "total": sum(p.numel() for p in model.parameters()),
             "trainable": sum(p.numel() for p in model.parameters() if p.requires_grad),
             "frozen": sum(p.numel() for p in model.parameters() if not p.requires_grad),
-            "block": lm_block.param_counts() if lm_block is not None else None,
-            "lm_layers": getattr(lm_block, "frozen_params", None),
+            "block": ({n: b.param_counts() for n, b in blocks.items()} if len(blocks) > 1 else
+                      next(iter(blocks.values())).param_counts() if blocks else None),
+            "lm_layers": sum(b.frozen_params for b in blocks.values()) if blocks else None,
         },
         "time_per_step_s": step_time,
         "cpu_time_per_step_s": timer.cpu_median,
-        "images_per_s": global_batch / step_time if step_time else None,
+        "samples_per_s": global_batch / step_time if step_time else None,
         "steps": trainer.global_step,
         "epochs": trainer.current_epoch,
         "global_batch_size": global_batch,
         "peak_lr": lit.peak_lr,
         "world_size": trainer.world_size,
         "precision": cfg.trainer.precision,
+        "compiled": cfg.trainer.compile,
+        "threads": torch.get_num_threads(),
+        "skipped": skipped,
         "wall_time_s": wall,
         "versions": {"torch": torch.__version__, "lightning": L.__version__,
                      "python": platform.python_version()},
     }
 
 
-# -- loading a result -----------------------------------------------------------------------------
-def load_run(run_dir: str | os.PathLike, checkpoint: str = LAST_CKPT) -> tuple[nn.Module, RunConfig]:
-    """Rebuild a trained model from its run folder.
-
-    The model is built from ``config.yaml`` (frozen LM layers re-read from their source) and
-    the checkpoint's weights loaded strictly; `FrozenLMBlock` checks that the re-read layers
-    have the content hash the run was trained with.
-
-    Args:
-        run_dir: the run folder.
-        checkpoint: file name under ``checkpoints/`` (``last.ckpt``, ``epoch002.ckpt``).
-
-    Returns:
-        (model in eval mode, the run's config). Preprocess images with
-        ``lm4vis.train.datamodule.build_transform(cfg)``.
-    """
-    run_dir = Path(run_dir)
-    config_file = run_dir / CONFIG_FILE
-    if not config_file.is_file():
-        raise FileNotFoundError(f"{run_dir} is not a run folder: it holds no {CONFIG_FILE}")
-    path = run_dir / "checkpoints" / checkpoint
-    if not path.is_file():
-        have = sorted(p.name for p in (run_dir / "checkpoints").glob("*.ckpt"))
-        raise FileNotFoundError(
-            f"{path} does not exist; checkpoints in this run: {', '.join(have) or 'none (it never finished an epoch)'}"
-        )
-    cfg = load_run_config(config_file)
-    model = _build_model(cfg)
-    state = torch.load(path, map_location="cpu", weights_only=False)["state_dict"]
-    prefix = "model."
-    model.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
-    return model.eval(), cfg
+__all__ = ["train", "threads_for", "compile_block", "RunExistsError", "read_summary"]

@@ -85,7 +85,6 @@ def sweep(
     llms: tuple[str, ...] = DEFAULT_LLMS,
     name: str | None = None,
     with_baseline: bool = True,
-    dataset_factory: Any = None,
     on_run_done: Any = None,
 ) -> dict[str, Any]:
     """Run a sweep and write ``report.md``, ``sweep.png``, ``curves.png`` and ``results.json``.
@@ -98,14 +97,13 @@ def sweep(
         llms: the ``llm`` sweep's rows: registered names, paths, ``random-lm`` or ``mlp``.
         name: folder under ``cfg.out_dir`` (default ``sweep-<kind>``).
         with_baseline: train the no-block baseline alongside, for reference.
-        dataset_factory: `lm4vis.data.build_dataset` replacement (tests).
         on_run_done: called with each run's summary as it finishes.
     """
     cells = sweep_cells(kind, cfg, every, llms, with_baseline)
     results = run_grid(
         cfg, [(c.label, c.overrides) for c in cells], seeds, name or f"sweep-{kind}",
         title=f"{kind} sweep on {cfg.data.name} ({cfg.block.source})",
-        dataset_factory=dataset_factory, on_run_done=on_run_done,
+        on_run_done=on_run_done,
     )
     out_dir = Path(results["out_dir"])
     plot_sweep(results, cells, kind, out_dir / "sweep.png")
@@ -114,18 +112,20 @@ def sweep(
 
 
 def plot_sweep(results: dict[str, Any], cells: list[Cell], kind: str, path: Path) -> None:
-    """Mean top-1 with 95% CI per cell; the baseline as a shaded band."""
+    """The monitor metric's mean with 95% CI per cell; the baseline as a shaded band."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = {r["variant"]: r["top1"] for r in results["summary"]["rows"]}
+    rows = {r["variant"]: r["metric"] for r in results["summary"]["rows"]}
+    metric = results["summary"]["metric"]
+    k = metric["scale"]
     swept = [c for c in cells if c.label != "baseline" and rows.get(c.label, {}).get("mean") is not None]
     fig, ax = plt.subplots(figsize=(7, 4))
     xs = list(range(len(swept))) if kind != "layer" else [c.x for c in swept]
-    means = [100 * rows[c.label]["mean"] for c in swept]
-    errs = [100 * (rows[c.label]["half_width"] or 0.0) for c in swept]
+    means = [k * rows[c.label]["mean"] for c in swept]
+    errs = [k * (rows[c.label]["half_width"] or 0.0) for c in swept]
     if kind == "layer":
         ax.errorbar(xs, means, yerr=errs, marker="o", capsize=3, label="frozen-lm")
         ax.set_xlabel("LM layer index")
@@ -134,14 +134,17 @@ def plot_sweep(results: dict[str, Any], cells: list[Cell], kind: str, path: Path
         ax.set_xticks(xs, [c.label for c in swept])
     base = rows.get("baseline")
     if base and base.get("mean") is not None:
-        m, h = 100 * base["mean"], 100 * (base["half_width"] or 0.0)
+        m, h = k * base["mean"], k * (base["half_width"] or 0.0)
         ax.axhline(m, color="k", ls="--", lw=1, label="baseline")
         if h:
             ax.axhspan(m - h, m + h, color="k", alpha=0.1)
     if means:
-        lo = min(means + ([100 * base["mean"]] if base and base.get("mean") is not None else []))
-        ax.set_ylim(bottom=max(0.0, lo - 5))
-    ax.set_ylabel("top-1 (%) , mean and 95% CI over seeds")
+        if metric["higher_is_better"]:  # bars from just below the worst cell, not from 0
+            lo = min(means + ([k * base["mean"]] if base and base.get("mean") is not None else []))
+            ax.set_ylim(bottom=max(0.0, lo - 0.05 * k))  # 5 points below, for a % metric
+    unit = f" ({metric['unit']})" if metric["unit"] else ""
+    better = "higher" if metric["higher_is_better"] else "lower"
+    ax.set_ylabel(f"{metric['label']}{unit}, mean and 95% CI over seeds ({better} is better)")
     ax.set_title(results.get("title", f"{kind} sweep"))
     ax.legend(loc="lower right")
     ax.grid(alpha=0.3)
