@@ -68,12 +68,12 @@ def demo_configs(path: Path | str) -> tuple[Any, Any, int | None, str]:
     """HostConfig, BlockConfig and batch size from the preset (read by lm4vis's own config
     loader, ``base:`` chain included), or the defaults when the file does not exist; and where
     they came from."""
-    from lm4vis.hosts import BlockConfig, HostConfig
+    from lm4vis.hosts import BlockConfig, TimmViTConfig
     from lm4vis.train.config import load_config
 
     path = Path(path)
     if str(path) == "defaults" or not path.is_file():
-        return HostConfig(), BlockConfig(), None, "HostConfig()/BlockConfig() defaults"
+        return TimmViTConfig(), BlockConfig(), None, "HostConfig()/BlockConfig() defaults"
     cfg = load_config(path)
     return cfg.host, cfg.block, cfg.data.batch_size, os.path.relpath(path)
 

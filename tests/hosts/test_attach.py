@@ -6,7 +6,8 @@ import pytest
 import timm
 import torch
 
-from lm4vis.hosts import AttachError, BlockConfig, HostConfig, attach, build_model, detach, find_attachment, token_layout
+from lm4vis.hosts import AttachError, BlockConfig, TimmViTConfig, attach, build_model, detach, find_attachment
+from lm4vis.hosts.vit import vit_layout
 from lm4vis.lm import random_lm, tiny_config
 
 HOSTS = {
@@ -119,7 +120,7 @@ def test_attach_twice_refused():
 
 
 def test_build_model_same_host_init_across_variants(tmp_path):
-    host = HostConfig(name="vit_tiny_patch16_224", img_size=32, patch_size=8, in_chans=1,
+    host = TimmViTConfig(name="vit_tiny_patch16_224", img_size=32, patch_size=8, in_chans=1,
                       kwargs={"depth": 2})
     models = {}
     for variant in ["baseline", "mlp"]:
@@ -128,7 +129,7 @@ def test_build_model_same_host_init_across_variants(tmp_path):
     for k, v in models["mlp"].state_dict().items():
         if not k.startswith("lm_block"):
             assert torch.equal(v, base_sd[k]), k
-    assert token_layout(models["mlp"]).grid == (4, 4)
+    assert vit_layout(models["mlp"]).grid == (4, 4)
 
 
 def test_unknown_variant_and_model():
@@ -136,7 +137,7 @@ def test_unknown_variant_and_model():
         BlockConfig(variant="frozen")
     from lm4vis.hosts import build_host
     with pytest.raises(ValueError, match="unknown timm model"):
-        build_host(HostConfig(name="vit_nonexistent_xyz"))
+        build_host(TimmViTConfig(name="vit_nonexistent_xyz"))
 
 
 def _tiny_ckpt(tmp_path):
@@ -146,3 +147,105 @@ def _tiny_ckpt(tmp_path):
     path = tmp_path / "tiny-llama"
     transformers.LlamaForCausalLM(cfg).save_pretrained(path)
     return str(path)
+
+
+# -- hosts written for lm4vis (slots), third-party hosts (transformers), masks, named blocks ------
+class SlotHost(torch.nn.Module):
+    """A host of our own: tokens -> two slots -> mean over real tokens."""
+
+    def __init__(self, width=16, slots=1):
+        super().__init__()
+        from lm4vis.hosts import LMSlot
+
+        self.embed = torch.nn.Linear(4, width)
+        self.lm_slot = LMSlot(width)
+        if slots > 1:
+            self.fusion_slot = LMSlot(width)
+
+    def forward(self, x, mask):
+        h = self.lm_slot(self.embed(x), mask)
+        if hasattr(self, "fusion_slot"):
+            h = self.fusion_slot(h, mask)
+        return h
+
+
+def test_slot_is_filled_and_receives_the_mask():
+    host = SlotHost()
+    x, mask = torch.randn(2, 6, 4), torch.zeros(2, 6, dtype=torch.bool)
+    mask[1, 4:] = True
+    base = host(x, mask)
+    block = attach(host, random_lm(tiny_config("llama"), [1]))
+    assert host.lm_slot.block is block and find_attachment(host).position == "slot"
+    assert "lm_slot.block.proj_in.weight" in host.state_dict() and not hasattr(host, "lm_block")
+    seen = []
+    block.register_forward_pre_hook(lambda m, args: seen.append(args[1]))
+    out = host(x, mask)
+    assert seen and seen[0] is mask and not torch.allclose(out, base)
+    detach(host)
+    torch.testing.assert_close(host(x, mask), base)
+
+
+def test_several_slots_need_a_name_and_take_named_blocks():
+    host = SlotHost(slots=2)
+    with pytest.raises(AttachError, match="2 LM slots"):
+        attach(host, random_lm(tiny_config("llama"), [1]))
+    a = attach(host, random_lm(tiny_config("llama"), [1]), where="lm_slot", name="image_lm_block")
+    b = attach(host, random_lm(tiny_config("llama"), [0]), where="fusion_slot", name="fusion_lm_block")
+    from lm4vis.hosts import find_attachments
+
+    assert {n: att.block for n, att in find_attachments(host).items()} == {
+        "image_lm_block": a, "fusion_lm_block": b}
+    with pytest.raises(AttachError, match="name one"):
+        find_attachment(host)
+    assert detach(host, "fusion_lm_block") is b and not host.fusion_slot.filled
+
+
+def _tiny_hf_vit():
+    from transformers import ViTConfig, ViTModel
+
+    torch.manual_seed(0)
+    return ViTModel(ViTConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                              intermediate_size=64, image_size=16, patch_size=4, num_channels=3)).eval()
+
+
+@pytest.mark.parametrize("where", ["layers.1", "before:layers.0", "after:layers.0"])
+def test_a_transformers_model_takes_a_block_by_module_path(where):
+    model = _tiny_hf_vit()
+    x = torch.randn(2, 3, 16, 16)
+    keys = set(model.state_dict())
+    with torch.no_grad():
+        base = model(pixel_values=x).last_hidden_state
+    block = attach(model, random_lm(tiny_config("llama"), [1]), where=where)  # width from config.hidden_size
+    assert block.in_dim == model.config.hidden_size == 32
+    with torch.no_grad():
+        out = model(pixel_values=x).last_hidden_state
+    assert out.shape == base.shape and not torch.allclose(out, base)
+    assert keys <= set(model.state_dict())
+    detach(model)
+    with torch.no_grad():
+        torch.testing.assert_close(model(pixel_values=x).last_hidden_state, base)
+
+
+def test_mask_from_hands_a_kwarg_to_the_block_through_the_hook():
+    class Host(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner = Inner()
+
+        def forward(self, x, key_padding_mask):
+            return self.inner(x, key_padding_mask=key_padding_mask)
+
+    class Inner(torch.nn.Module):
+        embed_dim = 16
+
+        def forward(self, x, key_padding_mask=None):
+            return x
+
+    host = Host()
+    block = attach(host, random_lm(tiny_config("llama"), [1]), where="inner", in_dim=16,
+                   mask_from="key_padding_mask")
+    seen = []
+    block.register_forward_pre_hook(lambda m, args: seen.append(args[1]))
+    mask = torch.zeros(2, 5, dtype=torch.bool)
+    host(torch.randn(2, 5, 16), mask)
+    assert seen[0] is mask

@@ -1,86 +1,29 @@
-"""Image hosts: timm vision transformers, and the model builder every task shares."""
+"""The ``timm-vit`` host: a timm vision transformer, used as it is.
+
+The block reaches it through a forward hook (`lm4vis.attach`), so every module path,
+pretrained-weight key and the timm API (``forward_features``, ``forward_head``,
+``no_weight_decay``) stay exactly as timm defines them.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-from torch import nn
+from .configs import TimmViTConfig
 
-from ..block import FrozenLMBlock
-from ..checkpoint import load_lm_layers
-from ..lm.layers import ATTENTION_IMPLS
-from .attach import attach, host_width
+if TYPE_CHECKING:
+    from torch import nn
 
-#: The paper's variants: the method and its controls. Keys are the names users type.
-VARIANTS: dict[str, str | None] = {
-    "baseline": None,  # no LM block
-    "frozen-lm": "frozen",
-    "mlp": "mlp",
-    "random-lm": "random",
-    "finetune-lm": "finetune",
-}
+    from ..analysis.layout import GridLayout
 
 
-@dataclass
-class HostConfig:
-    """A timm model. ``img_size``/``patch_size``/``in_chans`` are passed only when set.
+def build_timm_vit(cfg: TimmViTConfig, info: Any = None) -> nn.Module:
+    """`timm.create_model` with the config's arguments and a clear error for unknown names.
 
     Args:
-        name: a timm model name with ``blocks`` and a final ``norm`` (vit_*, deit_*, ...).
-        pretrained: load timm's pretrained weights (needs them in the local cache here).
-        img_size, patch_size, in_chans, num_classes, drop_path_rate: timm arguments.
-        kwargs: any other `timm.create_model` argument (e.g. ``embed_dim``, ``depth``).
+        cfg: the host config.
+        info: the dataset's description (unused: `check_data` compares it with the config).
     """
-
-    name: str = "vit_tiny_patch16_224"
-    pretrained: bool = False
-    img_size: int | None = 32
-    patch_size: int | None = 4
-    in_chans: int = 1
-    num_classes: int = 10
-    drop_path_rate: float = 0.0
-    kwargs: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class BlockConfig:
-    """Which LM block the host gets, if any.
-
-    Args:
-        variant: one of ``VARIANTS``: baseline, frozen-lm, mlp, random-lm, finetune-lm.
-        source: checkpoint of the LM (path or registered name such as ``smollm2-135m``).
-        layers: layer index or span (``-1``, ``"-2:"``, ``"10:12"``).
-        where: placement: last, first, middle, a block index or a module path.
-        final_norm: unit, pretrained or none (see `FrozenLMBlock`).
-        dtype: dtype the LM layers are held in (``bf16`` saves memory), None = as stored.
-        attention: attention kernel of the LM layers: ``auto`` (explicit matmuls for short
-            bf16 sequences on CPU, SDPA otherwise; see `lm4vis.lm.layers.MATMUL_MAX_TOKENS`),
-            ``sdpa`` or ``matmul``; the same function, different speed.
-    """
-
-    variant: str = "frozen-lm"
-    source: str = "smollm2-135m"
-    layers: str | int = -1
-    where: str | int = "last"
-    final_norm: str = "unit"
-    dtype: str | None = None
-    attention: str = "auto"
-
-    def __post_init__(self) -> None:
-        if self.variant not in VARIANTS:
-            raise ValueError(
-                f"block.variant={self.variant!r} is unknown; choose one of {', '.join(VARIANTS)}"
-            )
-        if self.attention not in ATTENTION_IMPLS:
-            raise ValueError(
-                f"block.attention={self.attention!r} is unknown; choose one of {', '.join(ATTENTION_IMPLS)}"
-            )
-
-
-def build_host(cfg: HostConfig) -> nn.Module:
-    """`timm.create_model` with the config's arguments and a clear error for unknown names."""
     import timm
 
     if not timm.is_model(cfg.name):
@@ -99,59 +42,59 @@ def build_host(cfg: HostConfig) -> nn.Module:
     return timm.create_model(cfg.name, **kwargs)
 
 
-def build_model(host: HostConfig, block: BlockConfig, seed: int = 0) -> nn.Module:
-    """The host with the variant's block attached.
+def check_data(cfg: TimmViTConfig, info: Any) -> None:
+    """The host must fit the data: classes and channels (a gray image may feed an RGB host)."""
+    from ..train.config import ConfigError
 
-    The host is initialised from ``seed`` before anything else, so every variant built with
-    the same seed starts from the same host weights; the block's adapters draw from a separate
-    stream and never shift the host's initialisation.
-    """
-    torch.manual_seed(seed)
-    model = build_host(host)
-    core_variant = VARIANTS[block.variant]
-    if core_variant is None:
-        return model
-    lm = load_lm_layers(
-        block.source, block.layers, dtype=block.dtype,
-        weights=core_variant in ("frozen", "finetune"),  # the controls need only the config
-    ).set_attention(block.attention)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed + 1_000_003)
-        lm_block = FrozenLMBlock(
-            lm, in_dim=_width(model), variant=core_variant, final_norm=block.final_norm, seed=seed
+    if info.num_classes != cfg.num_classes:
+        raise ConfigError(
+            f"host.num_classes={cfg.num_classes} but dataset {info.name!r} has "
+            f"{info.num_classes} classes; set host.num_classes={info.num_classes}"
         )
-    attach(model, lm_block, where=block.where)
-    return model
+    if info.in_chans != cfg.in_chans and not (info.in_chans == 1 and cfg.in_chans == 3):
+        raise ConfigError(
+            f"host.in_chans={cfg.in_chans} but dataset {info.name!r} has {info.in_chans} "
+            f"channel(s); set host.in_chans={info.in_chans}"
+        )
 
 
-def _width(model: nn.Module) -> int:
-    width = host_width(model)
-    if width is None:
-        raise ValueError(f"{type(model).__name__} exposes no embed_dim; cannot size the adapters")
-    return width
+def describe(cfg: TimmViTConfig) -> str:
+    """One line for reports."""
+    extra = ", ".join(f"{k}={v}" for k, v in cfg.kwargs.items())
+    return f"{cfg.name} (patch {cfg.patch_size}{', ' + extra if extra else ''})"
 
 
-@dataclass(frozen=True)
-class TokenLayout:
-    """How a host's tokens map back to the input: prefix tokens (CLS, registers) then a grid."""
+def vit_layout(model: nn.Module, batch: Any = None) -> GridLayout:
+    """Prefix tokens (CLS, registers) then timm's patch grid, the same for every batch."""
+    from ..analysis.layout import GridLayout
 
-    num_prefix_tokens: int
-    grid: tuple[int, ...]
-
-    @property
-    def num_tokens(self) -> int:
-        n = 1
-        for g in self.grid:
-            n *= g
-        return self.num_prefix_tokens + n
-
-
-def token_layout(model: nn.Module) -> TokenLayout:
-    """Layout of a timm ViT's tokens: ``num_prefix_tokens`` then the patch grid."""
-    patch_embed = getattr(model, "patch_embed", None)
-    grid = getattr(patch_embed, "grid_size", None)
+    grid = getattr(getattr(model, "patch_embed", None), "grid_size", None)
     if grid is None:
         raise ValueError(
             f"{type(model).__name__} has no patch_embed.grid_size; give the analysis a layout explicitly"
         )
-    return TokenLayout(int(getattr(model, "num_prefix_tokens", 1)), tuple(int(g) for g in grid))
+    return GridLayout(int(getattr(model, "num_prefix_tokens", 1)), tuple(int(g) for g in grid))
+
+
+def vit_stages(model: nn.Module) -> dict[str, tuple[str, str]]:
+    """The host's own hook points for the analysis: ``stage -> (module path, input|output)``.
+
+    ``last_block`` is the last transformer block's output, ``post_norm`` the final norm's, and
+    ``host_attn`` the attention module of the last block (its input is read to recompute the
+    attention probabilities from ``qkv``).
+    """
+    from torch import nn
+
+    points: dict[str, tuple[str, str]] = {}
+    blocks = getattr(model, "blocks", None)
+    if isinstance(blocks, (nn.Sequential, nn.ModuleList)) and len(blocks) > 0:
+        last = f"blocks.{len(blocks) - 1}"
+        points["last_block"] = (last, "output")
+        if hasattr(blocks[-1], "attn") and hasattr(blocks[-1].attn, "qkv"):
+            points["host_attn"] = (f"{last}.attn", "input")
+    if isinstance(getattr(model, "norm", None), nn.Module) and not isinstance(model.norm, nn.Identity):
+        points["post_norm"] = ("norm", "output")
+    return points
+
+
+__all__ = ["build_timm_vit", "check_data", "describe", "vit_layout", "vit_stages"]

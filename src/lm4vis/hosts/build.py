@@ -1,0 +1,65 @@
+"""Building a model from its configs: the registered host, then the variant's LM block."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..registry import HOSTS
+from .configs import VARIANTS, BlockConfig, HostConfig
+
+#: Attribute `build_host` records the host's registered kind under (the analysis reads the
+#: host's declared hook points and layout through it).
+HOST_KIND_ATTR = "lm4vis_host_kind"
+
+
+def build_host(cfg: HostConfig, info: Any = None) -> nn.Module:
+    """The host that ``cfg.kind`` names, built by its registered builder.
+
+    Args:
+        cfg: the host's config (an instance of its registered config class).
+        info: the dataset's description (``DatasetInfo`` or a part's own), for sizing.
+    """
+    model = HOSTS.get(cfg.kind).build(cfg, info)
+    setattr(model, HOST_KIND_ATTR, cfg.kind)
+    return model
+
+
+def build_model(host: HostConfig, block: BlockConfig, seed: int = 0, info: Any = None) -> nn.Module:
+    """The host with the variant's block attached where ``block.where`` says.
+
+    The host is initialised from ``seed`` before anything else, so every variant built with
+    the same seed starts from the same host weights; the block's adapters draw from a separate
+    stream and never shift the host's initialisation.
+
+    Args:
+        host: the host config.
+        block: the block config (``variant: baseline`` builds the host alone).
+        seed: the run seed.
+        info: the dataset's description, passed to the host builder.
+    """
+    from ..block import FrozenLMBlock
+    from ..checkpoint import load_lm_layers
+    from .attachment import attach, resolve_target
+
+    torch.manual_seed(seed)
+    model = build_host(host, info)
+    core_variant = VARIANTS[block.variant]
+    if core_variant is None:
+        return model
+    target = resolve_target(model, block.where)  # a bad placement fails before the LM is read
+    lm = load_lm_layers(
+        block.source, block.layers, dtype=block.dtype,
+        weights=core_variant in ("frozen", "finetune"),  # the controls need only the config
+    ).set_attention(block.attention)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed + 1_000_003)
+        lm_block = FrozenLMBlock(lm, in_dim=target.width(model), variant=core_variant,
+                                 final_norm=block.final_norm, seed=seed)
+    attach(model, lm_block, where=block.where)
+    return model
+
+
+__all__ = ["build_host", "build_model"]
