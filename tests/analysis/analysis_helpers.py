@@ -7,7 +7,7 @@ import torch
 from torch import Tensor, nn
 
 from lm4vis.block import FrozenLMBlock
-from lm4vis.hosts import HostConfig, attach, build_host
+from lm4vis.hosts import TimmViTConfig, attach, build_host
 from lm4vis.lm import random_lm, tiny_config
 
 #: (image size, patch size): the grid shapes every layout-dependent test runs over.
@@ -17,7 +17,7 @@ SIZES = [(32, 4), (48, 8), (64, 16)]
 def tiny_vit(img: int = 32, patch: int = 4, in_chans: int = 1, lm: bool = True,
              embed_dim: int = 32, depth: int = 2, where: str | int = "last") -> nn.Module:
     torch.manual_seed(0)
-    model = build_host(HostConfig(img_size=img, patch_size=patch, in_chans=in_chans,
+    model = build_host(TimmViTConfig(img_size=img, patch_size=patch, in_chans=in_chans,
                                   kwargs=dict(embed_dim=embed_dim, depth=depth, num_heads=2)))
     if lm:
         attach(model, FrozenLMBlock(random_lm(tiny_config("llama"), [1]), embed_dim), where=where)

@@ -32,7 +32,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..hosts import find_attachment
+from ..hosts.attachment import find_attachment
+from ..hosts.build import HOST_KIND_ATTR
 from ..lm.layers import LMAttention, LMStack
 
 log = logging.getLogger(__name__)
@@ -73,16 +74,14 @@ class Capture:
         self.attention.clear()
 
 
-def _last_block_path(model: nn.Module) -> str | None:
-    blocks = getattr(model, "blocks", None)
-    if isinstance(blocks, (nn.Sequential, nn.ModuleList)) and len(blocks) > 0:
-        return f"blocks.{len(blocks) - 1}"
-    return None
+def host_points(model: nn.Module) -> dict[str, tuple[str, str]]:
+    """The host's own hook points, as its registration declares them (``stages``):
+    ``stage -> (module path, "input" | "output")``. The host kind is the one `build_host`
+    recorded on the model; a model built otherwise is taken for a timm ViT."""
+    from ..registry import HOSTS
 
-
-def _has_final_norm(model: nn.Module) -> bool:
-    norm = getattr(model, "norm", None)
-    return isinstance(norm, nn.Module) and not isinstance(norm, nn.Identity)
+    stages = HOSTS.get(getattr(model, HOST_KIND_ATTR, "timm-vit")).get("stages")
+    return dict(stages(model)) if stages is not None else {}
 
 
 def feature_points(model: nn.Module) -> list[HookPoint]:
@@ -93,42 +92,45 @@ def feature_points(model: nn.Module) -> list[HookPoint]:
     """
     points: list[HookPoint] = []
     att = find_attachment(model)
-    last = _last_block_path(model)
+    own = host_points(model)
     if att is not None:
+        root = att.block_path
         points += [
-            HookPoint("pre_proj_in", "lm_block.proj_in", "input"),
-            HookPoint("post_lm", "lm_block.lm", "output"),
-            HookPoint("post_proj_out", "lm_block.proj_out", "output"),
+            HookPoint("pre_proj_in", f"{root}.proj_in", "input"),
+            HookPoint("post_lm", f"{root}.lm", "output"),
+            HookPoint("post_proj_out", f"{root}.proj_out", "output"),
         ]
+    last = own.get("last_block")
     # With a block hooked onto the last host block, that block's output *is* the LM block's
     # output (post_proj_out); only a block placed elsewhere leaves a distinct last_block.
-    block_on_last = att is not None and att.target_path == last and att.position == "after"
+    block_on_last = (att is not None and last is not None and att.target_path == last[0]
+                     and att.position == "after")
     if last is not None and not block_on_last:
-        points.append(HookPoint("last_block", last, "output"))
-    if _has_final_norm(model):
-        points.append(HookPoint("post_norm", "norm", "output"))
+        points.append(HookPoint("last_block", *last))
+    if "post_norm" in own:
+        points.append(HookPoint("post_norm", *own["post_norm"]))
     if not points:
         raise ValueError(
-            f"{type(model).__name__} has no `blocks`, no `norm` and no LM block: nothing to "
-            "capture; analyse a timm ViT host or one with an attached LM block"
+            f"{type(model).__name__} declares no hook points (its host registration's stages) "
+            "and has no LM block: nothing to capture"
         )
     return points
 
 
 def attention_points(model: nn.Module) -> list[HookPoint]:
-    """Attention sources: the host's last block and every layer of an attached LM stack."""
+    """Attention sources: the host's declared ``host_attn`` and every layer of an attached LM
+    stack."""
     points: list[HookPoint] = []
-    last = _last_block_path(model)
-    if last is not None:
-        attn = getattr(model.get_submodule(last), "attn", None)
-        if _is_timm_attention(attn):
-            points.append(HookPoint("host_attn", f"{last}.attn", "input"))
+    host_attn = host_points(model).get("host_attn")
+    if host_attn is not None:
+        if _is_timm_attention(model.get_submodule(host_attn[0])):
+            points.append(HookPoint("host_attn", *host_attn))
         else:
-            log.info("the last host block's attention is not a timm qkv Attention; skipping it")
+            log.info("the host's attention is not a timm qkv Attention; skipping it")
     att = find_attachment(model)
     if att is not None and isinstance(att.block.lm, LMStack):
         for slot in range(len(att.block.lm.layers)):
-            points.append(HookPoint(f"lm_attn.{slot}", f"lm_block.lm.layers.{slot}.attn", "input"))
+            points.append(HookPoint(f"lm_attn.{slot}", f"{att.block_path}.lm.layers.{slot}.attn", "input"))
     return points
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 import torch.nn.functional as F
@@ -140,16 +140,23 @@ class PointGroupLayout:
         return total / count.clamp_min(1.0)
 
 
-def layout_of(model: nn.Module) -> GridLayout:
-    """The `GridLayout` of a timm ViT (prefix tokens and ``patch_embed.grid_size``).
+def layout_of(model: nn.Module, batch: Any = None, host_kind: str | None = None) -> Layout:
+    """The token layout of a host for a batch (point groups change from batch to batch).
 
     Args:
-        model: a host built by `lm4vis.hosts.build_host` / `build_model`.
+        model: a host built by `lm4vis.hosts.build_model`.
+        batch: the batch the layout is wanted for (hosts whose layout is per batch need it).
+        host_kind: the registered host; None takes the kind `build_host` recorded on the
+            model (a model built otherwise is taken for a timm ViT).
     """
-    from ..hosts import token_layout
+    from ..hosts.build import HOST_KIND_ATTR
+    from ..registry import HOSTS
 
-    t = token_layout(model)
-    return GridLayout(t.num_prefix_tokens, tuple(t.grid))
+    kind = host_kind or getattr(model, HOST_KIND_ATTR, "timm-vit")
+    layout = HOSTS.get(kind).get("layout")
+    if layout is None:
+        raise ValueError(f"host {host_kind!r} declares no token layout; register it with layout=...")
+    return layout(model, batch)
 
 
 __all__ = ["Layout", "GridLayout", "PointGroupLayout", "layout_of", "patch_tokens"]

@@ -94,7 +94,7 @@ class Collected:
 def collect(
     model: nn.Module,
     batches: Iterable[tuple[Tensor, Tensor]],
-    layout: Layout,
+    layout: Layout | Callable[[Tensor], Layout],
     cfg: AnalysisConfig | None = None,
 ) -> Collected:
     """Run ``model`` over ``batches`` of ``(inputs, masks)`` and keep every map.
@@ -102,35 +102,40 @@ def collect(
     Args:
         model: a host with or without an LM block (put in eval mode here).
         batches: model-ready inputs ``(B, C, *S)`` and foreground masks ``(B, *S)``.
-        layout: the host's token layout (`layout_of(model)` for timm ViTs).
+        layout: the host's token layout (`layout_of(model)` for timm ViTs), or, for hosts
+            whose layout depends on the batch (point groups from farthest-point sampling), a
+            function of the batch's inputs, called after the model has seen them.
         cfg: map options.
     """
     cfg = cfg or AnalysisConfig()
     model.eval()
     device = next(model.parameters()).device
     scores: dict[str, list[Tensor]] = {}
-    masks, images, intensity = [], [], []
+    masks, images, intensity, coverage = [], [], [], []
+    first_layout = None
     kept = 0
     with capture(model, attention="attn" in cfg.kinds) as cap:
         for inputs, mask in batches:
             cap.clear()
             model(inputs.to(device))
-            for name, s in token_maps(cap, layout, cfg.kinds, cfg.top, cfg.per_head).items():
+            batch_layout = layout if isinstance(layout, Layout) else layout(inputs)
+            first_layout = first_layout or batch_layout
+            for name, s in token_maps(cap, batch_layout, cfg.kinds, cfg.top, cfg.per_head).items():
                 scores.setdefault(name, []).append(s)
             masks.append(mask.bool().cpu())
-            intensity.append(layout.coverage(inputs.detach().float().mean(dim=1).cpu()))
+            coverage.append(batch_layout.coverage(masks[-1]))
+            intensity.append(batch_layout.coverage(inputs.detach().float().mean(dim=1).cpu()))
             if kept < cfg.keep:
                 images.append(inputs[: cfg.keep - kept].detach().float().cpu())
                 kept += images[-1].shape[0]
     if not masks:
         raise ValueError("no images to analyse: the dataset or --num-images gave none")
-    all_masks = torch.cat(masks)
     return Collected(
         scores={k: torch.cat(v) for k, v in scores.items()},
-        masks=all_masks,
-        coverage=layout.coverage(all_masks),
+        masks=torch.cat(masks),
+        coverage=torch.cat(coverage),
         images=torch.cat(images),
-        layout=layout,
+        layout=first_layout,
         intensity=torch.cat(intensity),
     )
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
-from typing import Any
 
 DESCRIPTION = """\
 Information-filtering analysis of a trained run (Pang et al., ICLR 2024, Sec. 5).
@@ -71,128 +69,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _positive(name: str, value: int | None) -> None:
-    if value is not None and value <= 0:
-        raise ValueError(f"{name}={value} must be positive")
-
-
-def _load(run_dir: str, checkpoint: str) -> tuple[Any, Any]:
-    from ..train import load_run
-
-    path = Path(run_dir)
-    if not (path / "config.yaml").is_file():
-        raise FileNotFoundError(
-            f"{run_dir} is not a run folder (no config.yaml); give the folder `lm4vis train` "
-            "or `lm4vis compare` wrote, e.g. out/<name>/<variant>-s<seed>"
-        )
-    return load_run(path, checkpoint)
-
-
-def _dataset(cfg: Any, args: argparse.Namespace, split: str, limit: int) -> Any:
-    from ..data import build_dataset
-
-    name = args.data or cfg.data.name
-    root = args.root if args.root is not None else (cfg.data.root if not args.data else None)
-    ds = build_dataset(name, split=split, root=root, image_size=cfg.data.image_size,
-                       seed=cfg.data.data_seed, with_masks=True, limit=limit)
-    if len(ds) == 0:
-        raise ValueError(f"split {split!r} of {name} holds no images; choose another --split")
-    return ds
-
-
-def _labels(runs: list[tuple[str, Any]]) -> list[str]:
-    """Each run's variant name, or its folder name when two runs share a variant."""
-    variants = [cfg.block.variant for _, cfg in runs]
-    if len(set(variants)) == len(variants):
-        return variants
-    return [Path(path).name for path, _ in runs]
-
-
 def run(args: argparse.Namespace) -> int:
-    import torch
+    from ..analysis.api import AnalyzeOptions, analyze_runs
+    from ..analysis.report import deltas_table, rows_table, summary_rows
 
-    from ..analysis import AnalysisConfig, collect, compare, evaluate, layout_of
-    from ..analysis.plots import plot_activation_hist, plot_grid
-    from ..analysis.report import deltas_table, rows_table, summary_rows, write_report
-    from ..analysis.runner import batches_from, counterpart
-    from ..train.datamodule import build_transform
-
-    for name in ("num_images", "num_calib", "batch_size", "num_examples"):
-        _positive(f"--{name.replace('_', '-')}", getattr(args, name))
-    kinds = tuple(k.strip() for k in args.maps.split(",") if k.strip())
-    acfg = AnalysisConfig(kinds=kinds, top=args.freq_top, fg_coverage=args.fg_coverage,
-                          seed=args.seed, keep=args.num_examples)
-    if args.split == args.calib_split:
-        raise ValueError(
-            f"--split and --calib-split are both {args.split!r}: the fixed threshold would be "
-            "chosen on the images it is scored on; use e.g. --split test --calib-split val"
-        )
-    num_calib = args.num_calib or args.num_images
-
-    models = [(args.run_dir, *_load(args.run_dir, args.checkpoint))]
-    if args.against:
-        models.append((args.against, *_load(args.against, args.checkpoint)))
-    cfg0 = models[0][2]
-    eval_set = _dataset(cfg0, args, args.split, args.num_images)
-    calib_set = _dataset(cfg0, args, args.calib_split, num_calib)
-    labels = _labels([(p, cfg) for p, _, cfg in models])
-
-    results = []  # (label, eval Collected, rows)
-    for (path, model, cfg), label in zip(models, labels):
-        if cfg.data.image_size != cfg0.data.image_size:
-            raise ValueError(
-                f"{path} was trained at {cfg.data.image_size} px but {models[0][0]} at "
-                f"{cfg0.data.image_size} px; compare runs trained on the same image size"
-            )
-        transform = build_transform(cfg)
-
-        def preprocess(images: torch.Tensor, tf=transform) -> torch.Tensor:
-            return torch.stack([tf(im) for im in images])
-
-        layout = layout_of(model)
-        ev = collect(model, batches_from(eval_set, preprocess, args.batch_size), layout, acfg)
-        cal = collect(model, batches_from(calib_set, preprocess, args.batch_size), layout, acfg)
-        rows = evaluate(label, ev, cal, acfg, baselines=not results)
-        results.append((label, ev, rows))
-
-    rows = [r for _, _, rs in results for r in rs]
-    deltas = compare(results[0][2], results[1][2], acfg) if len(results) > 1 else []
-
-    out = Path(args.out or Path(args.run_dir) / "analysis")
-    out.mkdir(parents=True, exist_ok=True)
-    label, ev, run_rows = results[0]
-    by_map = {r.map: r for r in run_rows}
-    show = args.show or ("l2@post_lm" if "l2@post_lm" in ev.scores else "l2@last_block")
-    if show not in ev.scores:
-        raise ValueError(f"--show {show} is not a map of this run; maps: {', '.join(ev.scores)}")
-    base_kwargs: dict[str, Any] = {}
-    if len(results) > 1:
-        b_label, b_ev, b_rows = results[1]
-        b_map = counterpart(show)
-        if b_map in b_ev.scores:
-            b_by = {r.map: r for r in b_rows}
-            base_kwargs = dict(base=b_ev, base_map=b_map, base_threshold=b_by[b_map].threshold,
-                               labels=(label, b_label))
-    grid = plot_grid(out / "grid.png", ev, show, by_map[show].threshold, num=args.num_examples,
-                     **base_kwargs)
-    panels = [(f"{lab}: {name.split('@')[1]}", c, name)
-              for lab, c, _ in results for name in c.scores if name.startswith("l2@")]
-    hist = plot_activation_hist(out / "activation_hist.png", panels, args.fg_coverage)
-
-    meta = {
-        "run": str(args.run_dir), "against": args.against, "checkpoint": args.checkpoint,
-        "data": args.data or cfg0.data.name, "split": args.split, "calib_split": args.calib_split,
-        "num_images": ev.num_images, "num_calib": len(calib_set),
-        "thresholds": list(acfg.thresholds), "fg_coverage": acfg.fg_coverage,
-        "freq_top": acfg.top, "num_boot": acfg.num_boot, "seed": acfg.seed,
-        "grid_map": show, "files": [grid.name, hist.name],
-        "models": {lab: {"variant": cfg.block.variant, "run": str(p)}
-                   for (lab, _, _), (p, _, cfg) in zip(results, models)},
-    }
-    md, _ = write_report(out, meta, rows, deltas)
-    print(rows_table(summary_rows(rows)))
-    if deltas:
+    opts = AnalyzeOptions(
+        checkpoint=args.checkpoint, data=args.data, root=args.root, split=args.split,
+        calib_split=args.calib_split, num_images=args.num_images, num_calib=args.num_calib,
+        batch_size=args.batch_size, maps=tuple(k.strip() for k in args.maps.split(",") if k.strip()),
+        freq_top=args.freq_top, fg_coverage=args.fg_coverage, show=args.show,
+        num_examples=args.num_examples, seed=args.seed, out=args.out,
+    )
+    result = analyze_runs(args.run_dir, args.against, opts)
+    print(rows_table(summary_rows(result["rows"])))
+    if result["deltas"]:
         print()
-        print(deltas_table(deltas))
-    print(f"\nwrote {md.parent}/ (analysis.md, analysis.json, grid.png, activation_hist.png)")
+        print(deltas_table(result["deltas"]))
+    print(f"\nwrote {result['out']}/ (analysis.md, analysis.json, grid.png, activation_hist.png)")
     return 0

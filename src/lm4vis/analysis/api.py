@@ -1,0 +1,180 @@
+"""`analyze_runs`: the information-filtering analysis of trained runs, end to end.
+
+What `lm4vis analyze` does, as a library call: load the runs, take the images (or points,
+frames) that have foreground masks from the run's data source, collect every map at every
+stage, score them under both protocols, write the report and the figures.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .layout import layout_of
+from .runner import AnalysisConfig, collect, compare, counterpart, evaluate
+
+
+@dataclass
+class AnalyzeOptions:
+    """What to measure and where.
+
+    Args:
+        checkpoint: file under ``RUN_DIR/checkpoints/``.
+        data: a dataset with masks (default: the run's own); root: its folder.
+        split: where mIoU is measured; calib_split: where fixed thresholds are chosen.
+        num_images, num_calib: how many samples (num_calib None: as many as num_images).
+        batch_size: samples per forward pass.
+        maps: map kinds (l2, freq, attn).
+        freq_top, fg_coverage, seed: see `AnalysisConfig`.
+        show: the map drawn in ``grid.png`` (default l2@post_lm, or l2@last_block).
+        num_examples: rows of ``grid.png``.
+        out: output folder (default ``RUN_DIR/analysis``).
+    """
+
+    checkpoint: str = "last.ckpt"
+    data: str | None = None
+    root: str | None = None
+    split: str = "test"
+    calib_split: str = "val"
+    num_images: int = 256
+    num_calib: int | None = None
+    batch_size: int = 64
+    maps: tuple[str, ...] = ("l2", "freq", "attn")
+    freq_top: float = 0.1
+    fg_coverage: float = 0.5
+    show: str | None = None
+    num_examples: int = 8
+    seed: int = 0
+    out: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name in ("num_images", "num_calib", "batch_size", "num_examples"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ValueError(f"--{name.replace('_', '-')}={value} must be positive")
+        if self.split == self.calib_split:
+            raise ValueError(
+                f"--split and --calib-split are both {self.split!r}: the fixed threshold would be "
+                "chosen on the images it is scored on; use e.g. --split test --calib-split val"
+            )
+
+
+def _load(run_dir: str | Path, checkpoint: str) -> tuple[Any, Any]:
+    from ..train.loading import load_run
+
+    path = Path(run_dir)
+    if not (path / "config.yaml").is_file():
+        raise FileNotFoundError(
+            f"{run_dir} is not a run folder (no config.yaml); give the folder `lm4vis train` "
+            "or `lm4vis compare` wrote, e.g. runs/<name>/<variant>-s<seed>"
+        )
+    return load_run(path, checkpoint)
+
+
+def _labels(runs: list[tuple[str, Any]]) -> list[str]:
+    """Each run's variant name, or its folder name when two runs share a variant."""
+    variants = [cfg.block.variant for _, cfg in runs]
+    if len(set(variants)) == len(variants):
+        return variants
+    return [Path(path).name for path, _ in runs]
+
+
+def _masked_batches(cfg: Any, opts: AnalyzeOptions, split: str, limit: int) -> Any:
+    """The run's data source's samples with masks, as model-ready ``(inputs, masks)``."""
+    from ..train.datamodule import build_source
+
+    source = build_source(cfg)
+    batches = getattr(source, "analysis_batches", None)
+    if batches is None:
+        raise ValueError(
+            f"dataset {cfg.data.name!r} offers no foreground masks for the analysis; give one that "
+            "does with --data (e.g. cluttered-fashion-mnist, masks-folder)"
+        )
+    return batches(split, limit, opts.batch_size, name=opts.data, root=opts.root)
+
+
+def analyze_runs(run_dir: str | Path, against: str | Path | None = None,
+                 options: AnalyzeOptions | None = None) -> dict[str, Any]:
+    """Analyse a run (and optionally a second one, usually its baseline, on the same samples).
+
+    Args:
+        run_dir: the trained run folder.
+        against: a second run folder analysed alike; adds paired differences and its maps.
+        options: see `AnalyzeOptions`.
+
+    Returns:
+        ``{"out": folder, "rows": [...], "deltas": [...], "report": analysis.md path, "meta": ...}``.
+    """
+    from .plots import plot_activation_hist, plot_grid
+    from .report import write_report
+
+    opts = options or AnalyzeOptions()
+    acfg = AnalysisConfig(kinds=tuple(opts.maps), top=opts.freq_top, fg_coverage=opts.fg_coverage,
+                          seed=opts.seed, keep=opts.num_examples)
+    num_calib = opts.num_calib or opts.num_images
+    models = [(str(run_dir), *_load(run_dir, opts.checkpoint))]
+    if against is not None:
+        models.append((str(against), *_load(against, opts.checkpoint)))
+    cfg0 = models[0][2]
+    labels = _labels([(p, cfg) for p, _, cfg in models])
+
+    results = []  # (label, eval Collected, rows)
+    for (path, model, cfg), label in zip(models, labels):
+        size0, size = getattr(cfg0.data, "image_size", None), getattr(cfg.data, "image_size", None)
+        if size != size0:
+            raise ValueError(
+                f"{path} was trained at {size} px but {models[0][0]} at {size0} px; compare runs "
+                "trained on the same image size"
+            )
+
+        def layout(inputs: torch.Tensor, m: Any = model) -> Any:
+            return layout_of(m, inputs)
+
+        ev = collect(model, _masked_batches(cfg, opts, opts.split, opts.num_images), layout, acfg)
+        cal = collect(model, _masked_batches(cfg, opts, opts.calib_split, num_calib), layout, acfg)
+        rows = evaluate(label, ev, cal, acfg, baselines=not results)
+        results.append((label, ev, rows))
+
+    rows = [r for _, _, rs in results for r in rs]
+    deltas = compare(results[0][2], results[1][2], acfg) if len(results) > 1 else []
+
+    out = Path(opts.out or Path(run_dir) / "analysis")
+    out.mkdir(parents=True, exist_ok=True)
+    label, ev, run_rows = results[0]
+    by_map = {r.map: r for r in run_rows}
+    show = opts.show or ("l2@post_lm" if "l2@post_lm" in ev.scores else "l2@last_block")
+    if show not in ev.scores:
+        raise ValueError(f"--show {show} is not a map of this run; maps: {', '.join(ev.scores)}")
+    base_kwargs: dict[str, Any] = {}
+    if len(results) > 1:
+        b_label, b_ev, b_rows = results[1]
+        b_map = counterpart(show)
+        if b_map in b_ev.scores:
+            b_by = {r.map: r for r in b_rows}
+            base_kwargs = dict(base=b_ev, base_map=b_map, base_threshold=b_by[b_map].threshold,
+                               labels=(label, b_label))
+    grid = plot_grid(out / "grid.png", ev, show, by_map[show].threshold, num=opts.num_examples,
+                     **base_kwargs)
+    panels = [(f"{lab}: {name.split('@')[1]}", c, name)
+              for lab, c, _ in results for name in c.scores if name.startswith("l2@")]
+    hist = plot_activation_hist(out / "activation_hist.png", panels, opts.fg_coverage)
+
+    meta = {
+        "run": str(run_dir), "against": None if against is None else str(against),
+        "checkpoint": opts.checkpoint, "data": opts.data or cfg0.data.name, "split": opts.split,
+        "calib_split": opts.calib_split, "num_images": ev.num_images, "num_calib": num_calib,
+        "thresholds": list(acfg.thresholds), "fg_coverage": acfg.fg_coverage,
+        "freq_top": acfg.top, "num_boot": acfg.num_boot, "seed": acfg.seed,
+        "grid_map": show, "files": [grid.name, hist.name],
+        "models": {lab: {"variant": cfg.block.variant, "run": str(p)}
+                   for (lab, _, _), (p, _, cfg) in zip(results, models)},
+    }
+    md, _ = write_report(out, meta, rows, deltas)
+    return {"out": out, "rows": rows, "deltas": deltas, "report": md, "meta": meta}
+
+
+__all__ = ["AnalyzeOptions", "analyze_runs"]
