@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from lm4vis import FrozenLMBlock
+from lm4vis.block import VARIANTS
 from lm4vis.lm import random_lm, tiny_config
 
 FAMILIES = ["llama", "opt", "gpt2", "gpt_neox", "gemma"]
@@ -152,3 +153,38 @@ def test_bad_input_shapes(x, match):
 def test_bad_options(kwargs, match):
     with pytest.raises(ValueError, match=match):
         FrozenLMBlock(make_lm(), 16, **kwargs)
+
+
+# ---------------------------------------------------------------------------------------------
+# Padding: one convention, zeros at padded positions, every variant
+# ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("kernel", ["sdpa", "matmul"])
+def test_block_zeroes_padding_and_ignores_it(variant, kernel):
+    lm = make_lm().set_attention(kernel)
+    block = FrozenLMBlock(lm, 16, variant=variant, save_lm_weights=True)
+    mask = torch.zeros(3, 6, dtype=torch.bool)
+    mask[0, 4:] = True
+    mask[2] = True  # a sample of padding only
+    x = torch.randn(3, 6, 16, requires_grad=True)
+    out = block(x, mask)
+    assert not out[mask].any()
+    assert torch.isfinite(out).all()
+    out.square().sum().backward()
+    assert torch.isfinite(x.grad).all() and not x.grad[mask].any()
+    with torch.no_grad():
+        torch.testing.assert_close(out[0, :4], block(x[:1, :4])[0], atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(out[1], block(x[1:2])[0], atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("mask, error", [
+    (torch.ones(2, 5, dtype=torch.long), TypeError),  # a Hugging Face attention_mask
+    (torch.zeros(2, 5), TypeError),
+    (torch.zeros(2, 4, dtype=torch.bool), ValueError),
+])
+@pytest.mark.parametrize("variant", ["frozen", "mlp"])
+def test_block_refuses_masks_outside_the_convention(variant, mask, error):
+    block = FrozenLMBlock(make_lm(), 16, variant=variant, save_lm_weights=True)
+    with pytest.raises(error, match=r"key_padding_mask.*\(B, N\)"):
+        block(torch.randn(2, 5, 16), mask)

@@ -7,6 +7,10 @@ that an ablation changes exactly one thing:
 - ``random``: the same architecture, randomly initialised, frozen;
 - ``finetune``: the pretrained layers, trainable;
 - ``mlp``: a trainable residual MLP with the frozen layers' parameter count (capacity control).
+
+Padding follows one convention everywhere: a boolean ``key_padding_mask`` of shape (B, N),
+True where a token is padding. Padded tokens change nothing at the other positions, and the
+block's outputs there are zeros.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from .lm.config import LMConfig
-from .lm.layers import LMStack, Norm
+from .lm.layers import LMStack, Norm, check_key_padding_mask
 
 Variant = Literal["frozen", "random", "finetune", "mlp"]
 FinalNorm = Literal["unit", "pretrained", "none"]
@@ -168,6 +172,8 @@ class FrozenLMBlock(nn.Module):
         return self._lm_hash
 
     def forward(self, x: Tensor, key_padding_mask: Tensor | None = None) -> Tensor:
+        """(B, N, in_dim) tokens -> (B, N, out_dim); zeros where ``key_padding_mask`` (bool,
+        (B, N), True = padding) marks padding."""
         if x.dim() != 3:
             raise ValueError(
                 f"FrozenLMBlock takes tokens of shape (B, N, {self.in_dim}); got a rank-{x.dim()} "
@@ -178,8 +184,12 @@ class FrozenLMBlock(nn.Module):
                 f"tokens have width {x.shape[-1]} but the block was built with in_dim={self.in_dim};"
                 f" build it with in_dim={x.shape[-1]}"
             )
+        check_key_padding_mask(key_padding_mask, x)
         h = self.lm(self.proj_in(x), key_padding_mask)
-        return self.proj_out(self.norm(h))
+        out = self.proj_out(self.norm(h))
+        if key_padding_mask is not None:
+            out = out.masked_fill(key_padding_mask[..., None], 0.0)
+        return out
 
     def param_counts(self) -> dict[str, int]:
         """Trainable and frozen parameter counts of the whole block."""

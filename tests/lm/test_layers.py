@@ -92,6 +92,37 @@ def test_key_padding_mask(name):
         assert (stack(noisy)[:, :valid] - out).abs().max() > 1e-4
 
 
+def _hf_attention_mask(n: int) -> torch.Tensor:
+    keep = torch.ones(2, n, dtype=torch.long)
+    keep[1, -2:] = 0
+    return keep
+
+
+_CONVENTION = r"boolean tensor of shape \(B, N\), True where a token is padding; got "
+
+
+@pytest.mark.parametrize("make_mask, error, match", [
+    pytest.param(lambda n: _hf_attention_mask(n), TypeError,
+                 _CONVENTION + r"a torch\.int64 tensor.*attention_mask \(1 = keep\) is the inverse: "
+                 r"pass attention_mask == 0", id="hf-attention-mask"),
+    pytest.param(lambda n: _hf_attention_mask(n).float(), TypeError,
+                 _CONVENTION + r"a torch\.float32 tensor.*attention_mask == 0", id="float"),
+    pytest.param(lambda n: _hf_attention_mask(n).to(torch.uint8), TypeError,
+                 _CONVENTION + r"a torch\.uint8 tensor.*attention_mask == 0", id="uint8"),
+    pytest.param(lambda n: [[False] * n] * 2, TypeError, _CONVENTION + "a list", id="list"),
+    pytest.param(lambda n: torch.zeros(2, n + 1, dtype=torch.bool), ValueError,
+                 r"shape \(2, 7\).*must be \(B, N\) = \(2, 6\)", id="longer"),
+    pytest.param(lambda n: torch.zeros(2, 1, n, dtype=torch.bool), ValueError,
+                 r"shape \(2, 1, 6\).*must be \(B, N\) = \(2, 6\)", id="rank-3"),
+    pytest.param(lambda n: torch.zeros(1, n, dtype=torch.bool), ValueError,
+                 r"shape \(1, 6\).*must be \(B, N\) = \(2, 6\)", id="broadcast-batch"),
+])
+def test_key_padding_mask_outside_the_convention_is_refused(make_mask, error, match):
+    stack = _stack("llama")
+    with pytest.raises(error, match=match):
+        stack(torch.randn(2, 6, stack.lm_dim), make_mask(6))
+
+
 def test_frozen_stack_stays_in_eval_mode(name):
     stack = _stack(name)
     stack.train()

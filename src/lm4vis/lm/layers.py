@@ -91,13 +91,41 @@ def rope_tables(config: LMConfig, num_tokens: int, device=None) -> tuple[Tensor,
     return emb.cos(), emb.sin()
 
 
+def check_key_padding_mask(mask: Tensor | None, tokens: Tensor) -> None:
+    """Refuse a key-padding mask that does not follow lm4vis's one convention.
+
+    Args:
+        mask: None, or a boolean tensor of shape (B, N), True where a token is padding.
+        tokens: the (B, N, D) tokens the mask belongs to.
+    """
+    if mask is None:
+        return
+    if not isinstance(mask, Tensor) or mask.dtype != torch.bool:
+        got = f"a {mask.dtype} tensor" if isinstance(mask, Tensor) else f"a {type(mask).__name__}"
+        raise TypeError(
+            f"key_padding_mask must be a boolean tensor of shape (B, N), True where a token is "
+            f"padding; got {got}. A Hugging Face attention_mask (1 = keep) is the inverse: pass "
+            "attention_mask == 0"
+        )
+    if mask.shape != tokens.shape[:2]:
+        raise ValueError(
+            f"key_padding_mask has shape {tuple(mask.shape)} but the tokens are "
+            f"{tuple(tokens.shape)}; it must be (B, N) = {tuple(tokens.shape[:2])}, True where a "
+            "token is padding"
+        )
+
+
 def _attn_mask(
     key_padding_mask: Tensor | None, causal: bool, n: int, device: torch.device
 ) -> Tensor | None:
     """Boolean mask, True where a query may attend to a key, broadcastable to (B, H, N, N)."""
     mask = None
     if key_padding_mask is not None:
-        mask = ~key_padding_mask.bool()[:, None, None, :]
+        # A sample that is all padding would leave its queries no key at all: a softmax over
+        # nothing but -inf, NaN in the matmul kernel (SDPA on the CPU returns zeros). Its
+        # outputs are discarded, so let it attend to all its keys instead, in every kernel.
+        keep = ~key_padding_mask | key_padding_mask.all(-1, keepdim=True)
+        mask = keep[:, None, None, :]
     if causal:
         tri = torch.ones(n, n, dtype=torch.bool, device=device).tril()
         mask = tri if mask is None else mask & tri
@@ -358,6 +386,7 @@ class LMStack(nn.Module):
             raise ValueError(
                 f"expected tokens of shape (B, N, {self.lm_dim}), got {tuple(x.shape)}"
             )
+        check_key_padding_mask(key_padding_mask, x)
         h = x.to(self.dtype)  # the stack may be held in bf16 while the host runs in fp32
         for layer in self.layers:
             h = layer(h, key_padding_mask, rope, causal)
@@ -405,7 +434,7 @@ def random_lm(config: LMConfig, layer_indices: Iterable[int] | None = None, seed
 
 __all__ = [
     "ATTENTION_IMPLS", "AttentionImpl", "MATMUL_MAX_TOKENS", "attention_scores", "matmul_attention",
-    "matmul_is_faster",
+    "matmul_is_faster", "check_key_padding_mask",
     "Norm", "LMAttention", "LMMLP", "LMLayer", "LMStack", "random_lm", "rope_tables",
     "apply_rope",
 ]
