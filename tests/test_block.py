@@ -11,8 +11,11 @@ FAMILIES = ["llama", "opt", "gpt2", "gpt_neox", "gemma"]
 
 
 def make_lm(family="llama", layers=(1,), seed=0, source=None):
+    """A random stack; with a ``source``, it carries what load_lm_layers records of one."""
     lm = random_lm(tiny_config(family), list(layers), seed=seed)
-    lm.source = source
+    if source is not None:
+        lm.source = source
+        lm.source_hash = lm.content_hash()
     return lm
 
 
@@ -188,3 +191,35 @@ def test_block_refuses_masks_outside_the_convention(variant, mask, error):
     block = FrozenLMBlock(make_lm(), 16, variant=variant, save_lm_weights=True)
     with pytest.raises(error, match=r"key_padding_mask.*\(B, N\)"):
         block(torch.randn(2, 5, 16), mask)
+
+
+# ---------------------------------------------------------------------------------------------
+# By-reference checkpoints: the source's hash, whatever dtype the layers are held in
+# ---------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def other_llama(tiny_llama, tmp_path_factory) -> str:
+    """The same architecture as `tiny_llama`, other weights."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(1)
+    path = tmp_path_factory.mktemp("other_llama")
+    LlamaForCausalLM(LlamaConfig.from_pretrained(tiny_llama)).save_pretrained(path)
+    return str(path)
+
+
+@pytest.mark.parametrize("load_dtype", [torch.float32, torch.bfloat16])
+def test_by_reference_checkpoint_of_a_bf16_cast_block_reloads(tiny_llama, other_llama, load_dtype):
+    block = FrozenLMBlock.from_pretrained(tiny_llama, 16)
+    block.to(torch.bfloat16)  # what Lightning's bf16-true does before training and saving
+    sd = block.state_dict()
+    assert not any(k.startswith("lm.") for k in sd)
+
+    fresh = FrozenLMBlock.from_pretrained(tiny_llama, 16).to(load_dtype)
+    fresh.load_state_dict(sd)
+    assert torch.equal(fresh.proj_in.weight, block.proj_in.weight.to(load_dtype))
+
+    other = FrozenLMBlock.from_pretrained(other_llama, 16).to(load_dtype)
+    with pytest.raises(ValueError, match="hash mismatch"):
+        other.load_state_dict(sd)
+    assert sd["_extra_state"]["lm_dtype"] == "bfloat16"  # recorded apart from the hash

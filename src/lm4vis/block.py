@@ -71,7 +71,7 @@ class FrozenLMBlock(nn.Module):
         variant: ``"frozen"``, ``"random"``, ``"finetune"`` or ``"mlp"`` (see module doc).
         save_lm_weights: write the LM weights into the host's state dict. By default only the
             frozen variant with a known source is saved by reference (source, layer indices and
-            a content hash, verified on load); every other variant is saved inline.
+            the source's content hash, verified on load); every other variant is saved inline.
         seed: seed of the ``random`` variant's initialisation.
     """
 
@@ -98,6 +98,7 @@ class FrozenLMBlock(nn.Module):
         self.variant, self.in_dim, self.out_dim = variant, in_dim, out_dim
         self.lm_config: LMConfig = lm.config
         self.lm_source, self.layer_indices = lm.source, lm.layer_indices
+        self.lm_source_hash = lm.source_hash
         self.frozen_params = lm.num_params()
         lm_dim = lm.lm_dim
         self.lm_dim = lm_dim
@@ -119,14 +120,13 @@ class FrozenLMBlock(nn.Module):
             self.lm.final_norm = None  # unused: keep it out of the parameter counts
         self.proj_out = _trunc_normal_linear(lm_dim, out_dim)
 
-        by_reference = variant == "frozen" and lm.source is not None
+        by_reference = variant == "frozen" and lm.source is not None and lm.source_hash is not None
         self.save_lm_weights = (not by_reference) if save_lm_weights is None else save_lm_weights
         if not self.save_lm_weights and not by_reference:
             raise ValueError(
-                f"variant {variant!r} has no checkpoint to re-read its layers from; "
-                "use save_lm_weights=True"
+                f"variant {variant!r} has no checkpoint to re-read its layers from (a stack from "
+                "load_lm_layers records its source and content hash); use save_lm_weights=True"
             )
-        self._lm_hash: str | None = None
         self.register_state_dict_post_hook(_drop_lm_weights)
         self._register_load_state_dict_pre_hook(_restore_lm_weights, with_module=True)
 
@@ -163,14 +163,6 @@ class FrozenLMBlock(nn.Module):
         lm = load_lm_layers(source, layers, dtype=dtype, weights=variant in ("frozen", "finetune"))
         return cls(lm, in_dim, out_dim, variant=variant, **kwargs)
 
-    @property
-    def lm_hash(self) -> str | None:
-        if not isinstance(self.lm, LMStack):
-            return None
-        if self._lm_hash is None or not self.lm.frozen:
-            self._lm_hash = self.lm.content_hash()
-        return self._lm_hash
-
     def forward(self, x: Tensor, key_padding_mask: Tensor | None = None) -> Tensor:
         """(B, N, in_dim) tokens -> (B, N, out_dim); zeros where ``key_padding_mask`` (bool,
         (B, N), True = padding) marks padding."""
@@ -204,7 +196,9 @@ class FrozenLMBlock(nn.Module):
             "layer_indices": list(self.layer_indices),
             "lm_config": self.lm_config.to_dict(),
             "lm_inline": self.save_lm_weights,
-            "lm_hash": None if self.save_lm_weights else self.lm_hash,
+            "lm_hash": None if self.save_lm_weights else self.lm_source_hash,
+            # the dtype the layers were held in when saved; the hash does not depend on it
+            "lm_dtype": str(next(self.lm.parameters()).dtype).removeprefix("torch."),
         }
 
     def set_extra_state(self, state: dict[str, Any]) -> None:
@@ -235,11 +229,11 @@ def _restore_lm_weights(module: FrozenLMBlock, state_dict: dict, prefix: str, *a
             f"checkpoint was trained with LM layers {extra.get('layer_indices')} of "
             f"{extra.get('lm_source')}, this model has {list(module.layer_indices)}"
         )
-    if extra.get("lm_hash") != module.lm_hash:
+    if extra.get("lm_hash") != module.lm_source_hash:
         raise ValueError(
             f"the LM layers read from {module.lm_source} differ from the ones this checkpoint was "
             f"trained with ({extra.get('lm_source')}, layers {extra.get('layer_indices')}): "
-            "content hash mismatch. Point the model at the same checkpoint file and dtype."
+            "content hash mismatch. Point the model at the same checkpoint"
         )
     for key, value in module.lm.state_dict().items():
         state_dict.setdefault(prefix + "lm." + key, value)

@@ -12,7 +12,7 @@ model; lm4vis itself never sets them.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Literal
 
 import torch
@@ -316,6 +316,8 @@ class LMStack(nn.Module):
         source: where the weights came from (a path or a registered name), or None.
         has_final_norm: allocate the checkpoint's final norm (read but not applied here;
             `FrozenLMBlock(final_norm="pretrained")` uses it).
+        source_hash: `tensors_hash` of the layer tensors as read from ``source``, before any
+            dtype cast; what a by-reference checkpoint verifies the re-read layers against.
     """
 
     def __init__(
@@ -324,11 +326,13 @@ class LMStack(nn.Module):
         layer_indices: Iterable[int],
         source: str | None = None,
         has_final_norm: bool = True,
+        *,
+        source_hash: str | None = None,
     ) -> None:
         super().__init__()
         self.config = config
         self.layer_indices = tuple(layer_indices)
-        self.source = source
+        self.source, self.source_hash = source, source_hash
         self.layers = nn.ModuleList(LMLayer(config) for _ in self.layer_indices)
         self.final_norm = (
             Norm(config.lm_dim, config.norm, config.norm_eps, config.norm_unit_offset)
@@ -409,19 +413,30 @@ class LMStack(nn.Module):
     def num_params(self) -> int:
         return sum(p.numel() for p in self.layers.parameters())
 
-    @torch.no_grad()
     def content_hash(self) -> str:
-        """sha256 of every layer tensor (names, dtypes, shapes and bytes)."""
-        h = hashlib.sha256()
-        for name, t in sorted(self.layers.state_dict().items()):
-            t = t.detach().contiguous().cpu()
-            h.update(f"{name}:{t.dtype}:{tuple(t.shape)};".encode())
-            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
-        return h.hexdigest()
+        """`tensors_hash` of the layers as they are held now (dtype included); compare
+        checkpoints with it. A by-reference block verifies `source_hash` instead, which a
+        later cast does not change."""
+        return tensors_hash(self.layers.state_dict(prefix="layers."))
 
     def extra_repr(self) -> str:
         return (f"family={self.family}, lm_dim={self.lm_dim}, layers={list(self.layer_indices)}, "
                 f"frozen={self.frozen}")
+
+
+@torch.no_grad()
+def tensors_hash(state: Mapping[str, Tensor]) -> str:
+    """sha256 of a state dict: every tensor's name, dtype, shape and bytes, in name order.
+
+    Args:
+        state: names (a stack's own, ``"layers.0.attn.q_proj.weight"``) to tensors.
+    """
+    h = hashlib.sha256()
+    for name, t in sorted(state.items()):
+        t = t.detach().contiguous().cpu()
+        h.update(f"{name}:{t.dtype}:{tuple(t.shape)};".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy())
+    return h.hexdigest()
 
 
 def random_lm(config: LMConfig, layer_indices: Iterable[int] | None = None, seed: int = 0) -> LMStack:
@@ -434,7 +449,7 @@ def random_lm(config: LMConfig, layer_indices: Iterable[int] | None = None, seed
 
 __all__ = [
     "ATTENTION_IMPLS", "AttentionImpl", "MATMUL_MAX_TOKENS", "attention_scores", "matmul_attention",
-    "matmul_is_faster", "check_key_padding_mask",
+    "matmul_is_faster", "check_key_padding_mask", "tensors_hash",
     "Norm", "LMAttention", "LMMLP", "LMLayer", "LMStack", "random_lm", "rope_tables",
     "apply_rope",
 ]
