@@ -14,7 +14,7 @@ def make_lm(family="llama", layers=(1,), seed=0, source=None):
     """A random stack; with a ``source``, it carries what load_lm_layers records of one."""
     lm = random_lm(tiny_config(family), list(layers), seed=seed)
     if source is not None:
-        lm.source = source
+        lm.source = lm.config_source = source
         lm.source_hash = lm.content_hash()
     return lm
 
@@ -223,3 +223,34 @@ def test_by_reference_checkpoint_of_a_bf16_cast_block_reloads(tiny_llama, other_
     with pytest.raises(ValueError, match="hash mismatch"):
         other.load_state_dict(sd)
     assert sd["_extra_state"]["lm_dtype"] == "bfloat16"  # recorded apart from the hash
+
+
+# ---------------------------------------------------------------------------------------------
+# The random control builds its own stack
+# ---------------------------------------------------------------------------------------------
+
+def test_random_variant_leaves_the_callers_stack_alone(tiny_llama):
+    from lm4vis import load_lm_layers
+
+    lm = load_lm_layers(tiny_llama, -1)
+    rand = FrozenLMBlock(lm, 16, variant="random", seed=1)
+    # the same stack, reused for the method, still holds the checkpoint's weights
+    frozen = FrozenLMBlock(lm, 16, variant="frozen", final_norm="pretrained")
+    checkpoint = load_lm_layers(tiny_llama, -1).state_dict()
+    assert frozen.lm.state_dict().keys() == checkpoint.keys()
+    for k, v in frozen.lm.state_dict().items():
+        assert torch.equal(v, checkpoint[k]), k
+    assert frozen.lm_source == tiny_llama and not frozen.save_lm_weights  # still by reference
+
+    assert rand.lm is not lm
+    assert rand.lm_source is None and rand.lm_config_source == tiny_llama
+    extra = rand.state_dict()["_extra_state"]
+    assert extra["lm_source"] is None and extra["lm_config_source"] == tiny_llama
+
+
+def test_controls_record_the_config_source_apart_from_weights(tiny_llama):
+    for variant in ("random", "mlp"):
+        block = FrozenLMBlock.from_pretrained(tiny_llama, 16, variant=variant)
+        assert (block.lm_source, block.lm_config_source) == (None, tiny_llama)
+    block = FrozenLMBlock.from_pretrained(tiny_llama, 16, variant="finetune")
+    assert (block.lm_source, block.lm_config_source) == (tiny_llama, tiny_llama)

@@ -21,11 +21,13 @@ import torch
 from torch import Tensor, nn
 
 from .lm.config import LMConfig
-from .lm.layers import LMStack, Norm, check_key_padding_mask
+from .lm.layers import LMStack, Norm, check_key_padding_mask, random_lm
 
 Variant = Literal["frozen", "random", "finetune", "mlp"]
 FinalNorm = Literal["unit", "pretrained", "none"]
 VARIANTS: tuple[str, ...] = ("frozen", "random", "finetune", "mlp")
+#: Variants that run the checkpoint's weights; the others read only its config.
+PRETRAINED_VARIANTS: tuple[str, ...] = ("frozen", "finetune")
 FINAL_NORMS: tuple[str, ...] = ("unit", "pretrained", "none")
 
 
@@ -63,7 +65,8 @@ class FrozenLMBlock(nn.Module):
     """proj_in (in_dim -> lm_dim) -> LM layers -> final norm -> proj_out (lm_dim -> out_dim).
 
     Args:
-        lm: the layers, from `lm4vis.load_lm_layers` (or `lm4vis.lm.random_lm`).
+        lm: the layers, from `lm4vis.load_lm_layers` (or `lm4vis.lm.random_lm`). The ``random``
+            and ``mlp`` variants read only its config and leave it as it is.
         in_dim: width of the host's tokens.
         out_dim: width handed back to the host; ``in_dim`` when None.
         final_norm: ``"unit"`` (RMS/LayerNorm with weight fixed at 1, what the paper's code
@@ -95,32 +98,28 @@ class FrozenLMBlock(nn.Module):
         if not isinstance(lm, LMStack):
             raise TypeError(f"lm must be an LMStack from load_lm_layers, got {type(lm).__name__}")
         out_dim = in_dim if out_dim is None else out_dim
-        self.variant, self.in_dim, self.out_dim = variant, in_dim, out_dim
+        self.variant, self.in_dim, self.out_dim, self.lm_dim = variant, in_dim, out_dim, lm.lm_dim
         self.lm_config: LMConfig = lm.config
-        self.lm_source, self.layer_indices = lm.source, lm.layer_indices
-        self.lm_source_hash = lm.source_hash
-        self.frozen_params = lm.num_params()
-        lm_dim = lm.lm_dim
-        self.lm_dim = lm_dim
+        self.layer_indices = lm.layer_indices
+        # Where the weights came from (None for the controls that do not run them), apart
+        # from where the architecture came from.
+        pretrained = variant in PRETRAINED_VARIANTS
+        self.lm_source = lm.source if pretrained else None
+        self.lm_source_hash = lm.source_hash if pretrained else None
+        self.lm_config_source = lm.config_source
 
-        self.proj_in = _trunc_normal_linear(in_dim, lm_dim)
-        if variant == "mlp":
-            self.lm: nn.Module = MLPControl(lm_dim, self.frozen_params, lm.config.norm)
-        else:
-            if variant == "random":
-                lm.reset_parameters(torch.Generator().manual_seed(seed))
-                lm.source = None
-            if variant == "finetune":
-                lm.unfreeze()
-            else:
-                lm.freeze()
-            self.lm = lm
-        self.norm = self._make_final_norm(final_norm, lm)
+        self.proj_in = _trunc_normal_linear(in_dim, self.lm_dim)
+        layers = lm if variant == "mlp" else self._layers(variant, lm, seed)
+        self.frozen_params = layers.num_params()
+        self.lm: nn.Module = (MLPControl(self.lm_dim, self.frozen_params, lm.config.norm)
+                              if variant == "mlp" else layers)
+        self.norm = self._make_final_norm(final_norm, layers)
         if final_norm != "pretrained" and isinstance(self.lm, LMStack):
             self.lm.final_norm = None  # unused: keep it out of the parameter counts
-        self.proj_out = _trunc_normal_linear(lm_dim, out_dim)
+        self.proj_out = _trunc_normal_linear(self.lm_dim, out_dim)
 
-        by_reference = variant == "frozen" and lm.source is not None and lm.source_hash is not None
+        by_reference = (variant == "frozen" and self.lm_source is not None
+                        and self.lm_source_hash is not None)
         self.save_lm_weights = (not by_reference) if save_lm_weights is None else save_lm_weights
         if not self.save_lm_weights and not by_reference:
             raise ValueError(
@@ -129,6 +128,15 @@ class FrozenLMBlock(nn.Module):
             )
         self.register_state_dict_post_hook(_drop_lm_weights)
         self._register_load_state_dict_pre_hook(_restore_lm_weights, with_module=True)
+
+    @staticmethod
+    def _layers(variant: str, lm: LMStack, seed: int) -> LMStack:
+        """The stack the variant runs; the caller's ``lm`` unless the variant changes it."""
+        if variant == "random":
+            # A fresh stack: the caller's may hold pretrained weights it still means to use.
+            fresh = random_lm(lm.config, lm.layer_indices, seed, has_final_norm=lm.final_norm is not None)
+            return fresh.to(lm.dtype).set_attention(lm.attention_impl)
+        return lm.unfreeze() if variant == "finetune" else lm.freeze()
 
     @staticmethod
     def _make_final_norm(kind: str, lm: LMStack) -> nn.Module:
@@ -160,7 +168,7 @@ class FrozenLMBlock(nn.Module):
         variants read only the checkpoint's config, never its weights."""
         from .checkpoint import load_lm_layers
 
-        lm = load_lm_layers(source, layers, dtype=dtype, weights=variant in ("frozen", "finetune"))
+        lm = load_lm_layers(source, layers, dtype=dtype, weights=variant in PRETRAINED_VARIANTS)
         return cls(lm, in_dim, out_dim, variant=variant, **kwargs)
 
     def forward(self, x: Tensor, key_padding_mask: Tensor | None = None) -> Tensor:
@@ -193,6 +201,7 @@ class FrozenLMBlock(nn.Module):
         return {
             "variant": self.variant,
             "lm_source": self.lm_source,
+            "lm_config_source": self.lm_config_source,
             "layer_indices": list(self.layer_indices),
             "lm_config": self.lm_config.to_dict(),
             "lm_inline": self.save_lm_weights,

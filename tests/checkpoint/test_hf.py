@@ -325,6 +325,7 @@ def test_source_hash_is_of_the_tensors_as_stored(tiny_hf, tmp_path, stored):
     assert lm4vis.load_lm_layers(path, layers="-3:-1").source_hash != as_stored.source_hash
     control = lm4vis.load_lm_layers(path, layers="-2:", weights=False)
     assert control.source_hash is None and control.source is None
+    assert control.config_source == os.fspath(path)
 
 
 @pytest.mark.parametrize("name, strip, add", [

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from ..lm.config import LMConfig
-from ..lm.layers import LMStack, tensors_hash
+from ..lm.layers import LMStack, random_lm, tensors_hash
 from .base import CheckpointError, CheckpointReader, resolve_layers
 
 __all__ = ["open_checkpoint", "load_lm_layers", "read_lm_config", "resolve_layers",
@@ -83,19 +83,15 @@ def load_lm_layers(
 
     Returns:
         A frozen module ``(B, N, lm_dim) -> (B, N, lm_dim)`` with ``lm_dim``, ``family``,
-        ``layer_indices``, ``source`` and ``source_hash`` (the hash of the layer tensors as
-        read, before the cast to ``dtype``) attributes.
+        ``layer_indices``, ``source``, ``config_source`` and ``source_hash`` (the hash of the
+        layer tensors as read, before the cast to ``dtype``) attributes.
     """
     if isinstance(dtype, str):
         dtype = _parse_dtype(dtype)
     reader = open_checkpoint(source)
     idx = resolve_layers(layers, reader.config.num_layers)
     if not weights:
-        # Allocate without nn.Linear's own initialisation, then initialise once.
-        with torch.device("meta"):
-            stack = LMStack(reader.config, idx, source=None)
-        stack = stack.to_empty(device="cpu")
-        stack.reset_parameters()
+        stack = random_lm(reader.config, idx, seed=None, config_source=os.fspath(source))
         return stack.to(dtype) if dtype is not None else stack
 
     state = {f"layers.{slot}.{name}": t

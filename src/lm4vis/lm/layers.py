@@ -318,6 +318,8 @@ class LMStack(nn.Module):
             `FrozenLMBlock(final_norm="pretrained")` uses it).
         source_hash: `tensors_hash` of the layer tensors as read from ``source``, before any
             dtype cast; what a by-reference checkpoint verifies the re-read layers against.
+        config_source: where ``config`` came from; ``source`` when None. A stack built from a
+            checkpoint's config alone has a config source and no weight source.
     """
 
     def __init__(
@@ -328,16 +330,19 @@ class LMStack(nn.Module):
         has_final_norm: bool = True,
         *,
         source_hash: str | None = None,
+        config_source: str | None = None,
     ) -> None:
         super().__init__()
         self.config = config
         self.layer_indices = tuple(layer_indices)
         self.source, self.source_hash = source, source_hash
+        self.config_source = source if config_source is None else config_source
         self.layers = nn.ModuleList(LMLayer(config) for _ in self.layer_indices)
         self.final_norm = (
             Norm(config.lm_dim, config.norm, config.norm_eps, config.norm_unit_offset)
             if has_final_norm else None
         )
+        self.attention_impl: AttentionImpl = "auto"
         self.frozen = False
         self.freeze()
 
@@ -369,6 +374,7 @@ class LMStack(nn.Module):
         is the same function either way; only speed and rounding differ."""
         if impl not in ATTENTION_IMPLS:
             raise ValueError(f"attention={impl!r} is unknown; choose one of {', '.join(ATTENTION_IMPLS)}")
+        self.attention_impl = impl
         for module in self.modules():
             if isinstance(module, LMAttention):
                 module.impl = impl
@@ -439,11 +445,29 @@ def tensors_hash(state: Mapping[str, Tensor]) -> str:
     return h.hexdigest()
 
 
-def random_lm(config: LMConfig, layer_indices: Iterable[int] | None = None, seed: int = 0) -> LMStack:
-    """A randomly initialised, frozen stack: tests, presets' stand-ins and the ``random`` control."""
+def random_lm(
+    config: LMConfig,
+    layer_indices: Iterable[int] | None = None,
+    seed: int | None = 0,
+    *,
+    has_final_norm: bool = True,
+    config_source: str | None = None,
+) -> LMStack:
+    """A randomly initialised, frozen stack: tests, presets' stand-ins and the ``random`` control.
+
+    Args:
+        config: the layer config.
+        layer_indices: which layers of the checkpoint these stand for; the last when None.
+        seed: seed of the initialisation; None draws from torch's global generator.
+        has_final_norm: allocate a final norm (at its identity).
+        config_source: where ``config`` came from, for the records.
+    """
     idx = list(layer_indices) if layer_indices is not None else [config.num_layers - 1]
-    lm = LMStack(config, idx, source=None)
-    lm.reset_parameters(torch.Generator().manual_seed(seed))
+    # Allocate without nn.Linear's own initialisation, then initialise once.
+    with torch.device("meta"):
+        lm = LMStack(config, idx, has_final_norm=has_final_norm, config_source=config_source)
+    lm = lm.to_empty(device="cpu")
+    lm.reset_parameters(None if seed is None else torch.Generator().manual_seed(seed))
     return lm
 
 
