@@ -254,3 +254,54 @@ def test_controls_record_the_config_source_apart_from_weights(tiny_llama):
         assert (block.lm_source, block.lm_config_source) == (None, tiny_llama)
     block = FrozenLMBlock.from_pretrained(tiny_llama, 16, variant="finetune")
     assert (block.lm_source, block.lm_config_source) == (tiny_llama, tiny_llama)
+
+
+# ---------------------------------------------------------------------------------------------
+# A checkpoint loads only into a block built alike
+# ---------------------------------------------------------------------------------------------
+
+BUILT = dict(family="llama", layers=(1,), config={}, in_dim=16, out_dim=16, final_norm="unit")
+
+
+def _built(**changes) -> FrozenLMBlock:
+    b = BUILT | changes
+    lm = random_lm(tiny_config(b["family"], **b["config"]), list(b["layers"]))
+    lm.source = lm.config_source = "ckpt-a"
+    lm.source_hash = lm.content_hash()
+    return FrozenLMBlock(lm, b["in_dim"], b["out_dim"], final_norm=b["final_norm"],
+                         save_lm_weights=b.get("inline"))
+
+
+@pytest.mark.parametrize("inline", [None, True], ids=["by-reference", "inline"])
+@pytest.mark.parametrize("changes, named", [
+    pytest.param(dict(final_norm="none"), ["final_norm: checkpoint 'unit', this model 'none'"],
+                 id="final_norm"),
+    pytest.param(dict(in_dim=24), ["in_dim: checkpoint 16, this model 24"], id="in_dim"),
+    pytest.param(dict(out_dim=24), ["out_dim: checkpoint 16, this model 24"], id="out_dim"),
+    pytest.param(dict(layers=(0,)), ["layer_indices: checkpoint [1], this model [0]"], id="layers"),
+    pytest.param(dict(config=dict(norm_eps=1e-6)),
+                 ["lm_config.norm_eps: checkpoint 1e-05, this model 1e-06"], id="lm_config"),
+    pytest.param(dict(config=dict(lm_dim=96)),
+                 ["lm_dim: checkpoint 64, this model 96", "lm_config.lm_dim: checkpoint 64, this model 96",
+                  "lm_config.head_dim: checkpoint 16, this model 24",
+                  "lm_config.rotary_dim: checkpoint 16, this model 24",
+                  "lm_config.attn_scale: checkpoint 0.25, this model 0.204"], id="lm_dim"),
+    pytest.param(dict(final_norm="pretrained", config=dict(act="gelu")),
+                 ["final_norm: checkpoint 'unit', this model 'pretrained'",
+                  "lm_config.act: checkpoint 'silu', this model 'gelu'"], id="several"),
+])
+def test_checkpoint_of_a_block_built_differently_is_refused(changes, named, inline):
+    sd = _built(inline=inline).state_dict()
+    with pytest.raises(ValueError, match="built differently") as refused:
+        _built(inline=inline, **changes).load_state_dict(sd)
+    for difference in named:
+        assert difference in str(refused.value)
+    assert str(refused.value).count(": checkpoint ") == len(named)  # and nothing else
+    _built(inline=inline).load_state_dict(sd)  # built alike, it loads
+
+
+def test_checkpoint_from_before_the_block_config_was_recorded_is_refused():
+    sd = _built().state_dict()
+    sd["_extra_state"] = {k: v for k, v in sd["_extra_state"].items() if k != "final_norm"}
+    with pytest.raises(ValueError, match="final_norm: checkpoint <not recorded>, this model 'unit'"):
+        _built().load_state_dict(sd)

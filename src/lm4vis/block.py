@@ -98,7 +98,8 @@ class FrozenLMBlock(nn.Module):
         if not isinstance(lm, LMStack):
             raise TypeError(f"lm must be an LMStack from load_lm_layers, got {type(lm).__name__}")
         out_dim = in_dim if out_dim is None else out_dim
-        self.variant, self.in_dim, self.out_dim, self.lm_dim = variant, in_dim, out_dim, lm.lm_dim
+        self.variant, self.final_norm = variant, final_norm
+        self.in_dim, self.out_dim, self.lm_dim = in_dim, out_dim, lm.lm_dim
         self.lm_config: LMConfig = lm.config
         self.layer_indices = lm.layer_indices
         # Where the weights came from (None for the controls that do not run them), apart
@@ -197,13 +198,23 @@ class FrozenLMBlock(nn.Module):
         frozen = sum(p.numel() for p in self.parameters() if not p.requires_grad)
         return {"trainable": trainable, "frozen": frozen}
 
-    def get_extra_state(self) -> dict[str, Any]:
+    def block_config(self) -> dict[str, Any]:
+        """What the block was built with; a checkpoint loads only into a block built alike."""
         return {
             "variant": self.variant,
-            "lm_source": self.lm_source,
-            "lm_config_source": self.lm_config_source,
+            "final_norm": self.final_norm,
+            "in_dim": self.in_dim,
+            "out_dim": self.out_dim,
+            "lm_dim": self.lm_dim,
             "layer_indices": list(self.layer_indices),
             "lm_config": self.lm_config.to_dict(),
+        }
+
+    def get_extra_state(self) -> dict[str, Any]:
+        return {
+            **self.block_config(),
+            "lm_source": self.lm_source,
+            "lm_config_source": self.lm_config_source,
             "lm_inline": self.save_lm_weights,
             "lm_hash": None if self.save_lm_weights else self.lm_source_hash,
             # the dtype the layers were held in when saved; the hash does not depend on it
@@ -211,14 +222,41 @@ class FrozenLMBlock(nn.Module):
         }
 
     def set_extra_state(self, state: dict[str, Any]) -> None:
-        if state.get("variant") != self.variant:
+        differences = self._differences(state)
+        if differences:
+            of = f" of {state['lm_config_source']}" if state.get("lm_config_source") else ""
             raise ValueError(
-                f"checkpoint holds a {state.get('variant')!r} block but this model has a "
-                f"{self.variant!r} block; build the model with the checkpoint's config"
+                f"the checkpoint holds a {state.get('variant')!r} block built differently from "
+                f"this model's {self.variant!r} block: {'; '.join(differences)}. Build the model "
+                f"with the checkpoint's block config (LM layers {state.get('layer_indices')}{of})"
             )
+
+    def _differences(self, state: dict[str, Any]) -> list[str]:
+        """Every key of `block_config` on which ``state`` (a checkpoint's extra state) differs."""
+        out = []
+        for key, ours in self.block_config().items():
+            theirs = state.get(key, _UNRECORDED)
+            if key == "lm_config" and isinstance(theirs, dict):
+                out += [f"lm_config.{k}: checkpoint {theirs.get(k, _UNRECORDED)!r}, this model {v!r}"
+                        for k, v in ours.items() if theirs.get(k, _UNRECORDED) != v]
+                out += [f"lm_config.{k}: checkpoint {theirs[k]!r}, this model {_UNRECORDED!r}"
+                        for k in theirs.keys() - ours.keys()]
+            elif theirs != ours:
+                out.append(f"{key}: checkpoint {theirs!r}, this model {ours!r}")
+        return out
 
     def extra_repr(self) -> str:
         return f"variant={self.variant}, in_dim={self.in_dim}, lm_dim={self.lm_dim}, out_dim={self.out_dim}"
+
+
+class _Unrecorded:
+    """A key a checkpoint does not record (saved by an older lm4vis)."""
+
+    def __repr__(self) -> str:
+        return "<not recorded>"
+
+
+_UNRECORDED = _Unrecorded()
 
 
 def _drop_lm_weights(module: FrozenLMBlock, state_dict: dict, prefix: str, local_metadata) -> None:
@@ -233,11 +271,8 @@ def _restore_lm_weights(module: FrozenLMBlock, state_dict: dict, prefix: str, *a
     extra = state_dict.get(prefix + "_extra_state")
     if extra is None or extra.get("lm_inline", True):
         return
-    if extra.get("layer_indices") != list(module.layer_indices):
-        raise ValueError(
-            f"checkpoint was trained with LM layers {extra.get('layer_indices')} of "
-            f"{extra.get('lm_source')}, this model has {list(module.layer_indices)}"
-        )
+    if module._differences(extra):
+        return  # set_extra_state, which runs next, names them
     if extra.get("lm_hash") != module.lm_source_hash:
         raise ValueError(
             f"the LM layers read from {module.lm_source} differ from the ones this checkpoint was "
