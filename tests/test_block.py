@@ -194,6 +194,38 @@ def test_block_refuses_masks_outside_the_convention(variant, mask, error):
 
 
 # ---------------------------------------------------------------------------------------------
+# frozen-ffn: the frozen layers without their attention sub-layers
+# ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_frozen_ffn_block(family):
+    lm = make_lm(family, source="ckpt-a")
+    attention_params = sum(p.numel() for layer in lm.layers
+                           for part in (layer.attn, layer.attn_norm, layer.post_attn_norm)
+                           if part is not None for p in part.parameters())
+    full = lm.num_params()
+    block = FrozenLMBlock(lm, 16, variant="frozen-ffn", final_norm="none")
+    assert block.frozen_params == full - attention_params
+    assert block.param_counts() == {"trainable": 2 * 16 * lm.lm_dim, "frozen": full - attention_params}
+    x = torch.randn(2, 5, 16)
+    with torch.no_grad():
+        h = block.proj_in(x)
+        expected = block.proj_out(lm.without_attention()(h))
+    out = block(x)
+    torch.testing.assert_close(out, expected)
+    out.square().sum().backward()
+    assert all(p.grad is None for p in block.lm.parameters())
+    assert block.proj_in.weight.grad is not None and block.proj_out.weight.grad is not None
+    assert lm.num_params() == full  # the caller's stack keeps its attention
+    # saved by reference, like the frozen block, and reloaded into a block built alike
+    sd = block.state_dict()
+    assert not any(k.startswith("lm.") for k in sd) and sd["_extra_state"]["variant"] == "frozen-ffn"
+    again = FrozenLMBlock(make_lm(family, source="ckpt-a"), 16, variant="frozen-ffn", final_norm="none")
+    again.load_state_dict(sd)
+    torch.testing.assert_close(again(x), block(x))
+
+
+# ---------------------------------------------------------------------------------------------
 # By-reference checkpoints: the source's hash, whatever dtype the layers are held in
 # ---------------------------------------------------------------------------------------------
 

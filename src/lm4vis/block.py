@@ -4,6 +4,8 @@ This is the unit every host attaches. The paper's controls are variants of the s
 that an ablation changes exactly one thing:
 
 - ``frozen``: the pretrained layers, frozen (the method);
+- ``frozen-ffn``: the pretrained layers, frozen, with their attention sub-layers skipped (the
+  ``only_mlp`` ablation of the paper's video code);
 - ``random``: the same architecture, randomly initialised, frozen;
 - ``finetune``: the pretrained layers, trainable;
 - ``mlp``: a trainable residual MLP with the frozen layers' parameter count (capacity control).
@@ -23,11 +25,11 @@ from torch import Tensor, nn
 from .lm.config import LMConfig
 from .lm.layers import LMStack, Norm, check_key_padding_mask, random_lm
 
-Variant = Literal["frozen", "random", "finetune", "mlp"]
+Variant = Literal["frozen", "frozen-ffn", "random", "finetune", "mlp"]
 FinalNorm = Literal["unit", "pretrained", "none"]
-VARIANTS: tuple[str, ...] = ("frozen", "random", "finetune", "mlp")
+VARIANTS: tuple[str, ...] = ("frozen", "frozen-ffn", "random", "finetune", "mlp")
 #: Variants that run the checkpoint's weights; the others read only its config.
-PRETRAINED_VARIANTS: tuple[str, ...] = ("frozen", "finetune")
+PRETRAINED_VARIANTS: tuple[str, ...] = ("frozen", "frozen-ffn", "finetune")
 FINAL_NORMS: tuple[str, ...] = ("unit", "pretrained", "none")
 
 
@@ -66,14 +68,15 @@ class FrozenLMBlock(nn.Module):
 
     Args:
         lm: the layers, from `lm4vis.load_lm_layers` (or `lm4vis.lm.random_lm`). The ``random``
-            and ``mlp`` variants read only its config and leave it as it is.
+            and ``mlp`` variants read only its config and leave it as it is; ``frozen-ffn``
+            shares its FFN tensors.
         in_dim: width of the host's tokens.
         out_dim: width handed back to the host; ``in_dim`` when None.
         final_norm: ``"unit"`` (RMS/LayerNorm with weight fixed at 1, what the paper's code
             does in effect), ``"pretrained"`` (the checkpoint's final norm, frozen) or ``"none"``.
-        variant: ``"frozen"``, ``"random"``, ``"finetune"`` or ``"mlp"`` (see module doc).
+        variant: one of ``VARIANTS`` (see the module doc).
         save_lm_weights: write the LM weights into the host's state dict. By default only the
-            frozen variant with a known source is saved by reference (source, layer indices and
+            frozen variants with a known source are saved by reference (source, layer indices and
             the source's content hash, verified on load); every other variant is saved inline.
         seed: seed of the ``random`` variant's initialisation.
     """
@@ -119,7 +122,7 @@ class FrozenLMBlock(nn.Module):
             self.lm.final_norm = None  # unused: keep it out of the parameter counts
         self.proj_out = _trunc_normal_linear(self.lm_dim, out_dim)
 
-        by_reference = (variant == "frozen" and self.lm_source is not None
+        by_reference = (variant in ("frozen", "frozen-ffn") and self.lm_source is not None
                         and self.lm_source_hash is not None)
         self.save_lm_weights = (not by_reference) if save_lm_weights is None else save_lm_weights
         if not self.save_lm_weights and not by_reference:
@@ -137,6 +140,8 @@ class FrozenLMBlock(nn.Module):
             # A fresh stack: the caller's may hold pretrained weights it still means to use.
             fresh = random_lm(lm.config, lm.layer_indices, seed, has_final_norm=lm.final_norm is not None)
             return fresh.to(lm.dtype).set_attention(lm.attention_impl)
+        if variant == "frozen-ffn":
+            return lm.without_attention().freeze()
         return lm.unfreeze() if variant == "finetune" else lm.freeze()
 
     @staticmethod

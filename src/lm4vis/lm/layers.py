@@ -263,9 +263,16 @@ class LMMLP(nn.Module):
 
 
 class LMLayer(nn.Module):
-    """One decoder layer of any supported family, bidirectional and position-free."""
+    """One decoder layer of any supported family, bidirectional and position-free.
 
-    def __init__(self, config: LMConfig) -> None:
+    Args:
+        config: the layer's hyper-parameters.
+        skip_attention: leave the attention sub-layer out (its norms included), keeping only
+            the FFN sub-layer with its norm and residual: the ``frozen-ffn`` control, the
+            ``only_mlp`` ablation of the paper's video code.
+    """
+
+    def __init__(self, config: LMConfig, skip_attention: bool = False) -> None:
         super().__init__()
         c = config
         self.parallel_residual = c.parallel_residual
@@ -274,11 +281,12 @@ class LMLayer(nn.Module):
         def norm() -> Norm:
             return Norm(c.lm_dim, c.norm, c.norm_eps, c.norm_unit_offset)
 
-        self.attn_norm = norm()
-        self.attn = LMAttention(c)
+        attend = not skip_attention
+        self.attn_norm = norm() if attend else None
+        self.attn = LMAttention(c) if attend else None
         self.mlp_norm = norm()
         self.mlp = LMMLP(c)
-        self.post_attn_norm = norm() if c.sandwich_norm else None
+        self.post_attn_norm = norm() if attend and c.sandwich_norm else None
         self.post_mlp_norm = norm() if c.sandwich_norm else None
 
     def forward(
@@ -288,16 +296,19 @@ class LMLayer(nn.Module):
         rope: tuple[Tensor, Tensor] | None = None,
         causal: bool = False,
     ) -> Tensor:
+        attend = self.attn is not None
         if self.post_norm:  # OPT-350m: norm after each residual add
-            x = self.attn_norm(x + self.attn(x, key_padding_mask, rope, causal))
+            if attend:
+                x = self.attn_norm(x + self.attn(x, key_padding_mask, rope, causal))
             return self.mlp_norm(x + self.mlp(x))
-        if self.parallel_residual:  # GPT-NeoX: both branches read the same input
+        if self.parallel_residual and attend:  # GPT-NeoX: both branches read the same input
             return (x + self.attn(self.attn_norm(x), key_padding_mask, rope, causal)
                     + self.mlp(self.mlp_norm(x)))
-        h = self.attn(self.attn_norm(x), key_padding_mask, rope, causal)
-        if self.post_attn_norm is not None:
-            h = self.post_attn_norm(h)
-        x = x + h
+        if attend:
+            h = self.attn(self.attn_norm(x), key_padding_mask, rope, causal)
+            if self.post_attn_norm is not None:
+                h = self.post_attn_norm(h)
+            x = x + h
         h = self.mlp(self.mlp_norm(x))
         if self.post_mlp_norm is not None:
             h = self.post_mlp_norm(h)
@@ -316,6 +327,7 @@ class LMStack(nn.Module):
         source: where the weights came from (a path or a registered name), or None.
         has_final_norm: allocate the checkpoint's final norm (read but not applied here;
             `FrozenLMBlock(final_norm="pretrained")` uses it).
+        skip_attention: layers without their attention sub-layer (see `LMLayer`).
         source_hash: `tensors_hash` of the layer tensors as read from ``source``, before any
             dtype cast; what a by-reference checkpoint verifies the re-read layers against.
         config_source: where ``config`` came from; ``source`` when None. A stack built from a
@@ -329,6 +341,7 @@ class LMStack(nn.Module):
         source: str | None = None,
         has_final_norm: bool = True,
         *,
+        skip_attention: bool = False,
         source_hash: str | None = None,
         config_source: str | None = None,
     ) -> None:
@@ -337,7 +350,8 @@ class LMStack(nn.Module):
         self.layer_indices = tuple(layer_indices)
         self.source, self.source_hash = source, source_hash
         self.config_source = source if config_source is None else config_source
-        self.layers = nn.ModuleList(LMLayer(config) for _ in self.layer_indices)
+        self.skip_attention = skip_attention
+        self.layers = nn.ModuleList(LMLayer(config, skip_attention) for _ in self.layer_indices)
         self.final_norm = (
             Norm(config.lm_dim, config.norm, config.norm_eps, config.norm_unit_offset)
             if has_final_norm else None
@@ -379,6 +393,22 @@ class LMStack(nn.Module):
             if isinstance(module, LMAttention):
                 module.impl = impl
         return self
+
+    def without_attention(self) -> LMStack:
+        """These layers with their attention sub-layers skipped (the ``frozen-ffn`` control).
+
+        A new stack holding this one's FFN and norm tensors (shared, not copied), with the same
+        sources and frozen state; this stack is left as it is.
+        """
+        with torch.device("meta"):
+            stack = LMStack(
+                self.config, self.layer_indices, self.source, self.final_norm is not None,
+                skip_attention=True, source_hash=self.source_hash, config_source=self.config_source,
+            )
+        kept = stack.state_dict().keys()
+        stack.load_state_dict({k: v for k, v in self.state_dict().items() if k in kept}, assign=True)
+        stack.attention_impl = self.attention_impl
+        return stack.freeze() if self.frozen else stack.unfreeze()
 
     def train(self, mode: bool = True) -> LMStack:
         # A frozen stack always runs as at inference, whatever the host asks.
@@ -427,7 +457,7 @@ class LMStack(nn.Module):
 
     def extra_repr(self) -> str:
         return (f"family={self.family}, lm_dim={self.lm_dim}, layers={list(self.layer_indices)}, "
-                f"frozen={self.frozen}")
+                f"frozen={self.frozen}" + (", skip_attention=True" if self.skip_attention else ""))
 
 
 @torch.no_grad()
