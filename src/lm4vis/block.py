@@ -4,9 +4,15 @@ This is the unit every host attaches. The paper's controls are variants of the s
 that an ablation changes exactly one thing:
 
 - ``frozen``: the pretrained layers, frozen (the method);
+- ``frozen-ffn``: the pretrained layers, frozen, with their attention sub-layers skipped (the
+  ``only_mlp`` ablation of the paper's video code);
 - ``random``: the same architecture, randomly initialised, frozen;
 - ``finetune``: the pretrained layers, trainable;
 - ``mlp``: a trainable residual MLP with the frozen layers' parameter count (capacity control).
+
+Padding follows one convention everywhere: a boolean ``key_padding_mask`` of shape (B, N),
+True where a token is padding. Padded tokens change nothing at the other positions, and the
+block's outputs there are zeros.
 """
 
 from __future__ import annotations
@@ -17,11 +23,13 @@ import torch
 from torch import Tensor, nn
 
 from .lm.config import LMConfig
-from .lm.layers import LMStack, Norm
+from .lm.layers import LMStack, Norm, check_key_padding_mask, random_lm
 
-Variant = Literal["frozen", "random", "finetune", "mlp"]
+Variant = Literal["frozen", "frozen-ffn", "random", "finetune", "mlp"]
 FinalNorm = Literal["unit", "pretrained", "none"]
-VARIANTS: tuple[str, ...] = ("frozen", "random", "finetune", "mlp")
+VARIANTS: tuple[str, ...] = ("frozen", "frozen-ffn", "random", "finetune", "mlp")
+#: Variants that run the checkpoint's weights; the others read only its config.
+PRETRAINED_VARIANTS: tuple[str, ...] = ("frozen", "frozen-ffn", "finetune")
 FINAL_NORMS: tuple[str, ...] = ("unit", "pretrained", "none")
 
 
@@ -59,15 +67,17 @@ class FrozenLMBlock(nn.Module):
     """proj_in (in_dim -> lm_dim) -> LM layers -> final norm -> proj_out (lm_dim -> out_dim).
 
     Args:
-        lm: the layers, from `lm4vis.load_lm_layers` (or `lm4vis.lm.random_lm`).
+        lm: the layers, from `lm4vis.load_lm_layers` (or `lm4vis.lm.random_lm`). The ``random``
+            and ``mlp`` variants read only its config and leave it as it is; ``frozen-ffn``
+            shares its FFN tensors.
         in_dim: width of the host's tokens.
         out_dim: width handed back to the host; ``in_dim`` when None.
         final_norm: ``"unit"`` (RMS/LayerNorm with weight fixed at 1, what the paper's code
             does in effect), ``"pretrained"`` (the checkpoint's final norm, frozen) or ``"none"``.
-        variant: ``"frozen"``, ``"random"``, ``"finetune"`` or ``"mlp"`` (see module doc).
+        variant: one of ``VARIANTS`` (see the module doc).
         save_lm_weights: write the LM weights into the host's state dict. By default only the
-            frozen variant with a known source is saved by reference (source, layer indices and
-            a content hash, verified on load); every other variant is saved inline.
+            frozen variants with a known source are saved by reference (source, layer indices and
+            the source's content hash, verified on load); every other variant is saved inline.
         seed: seed of the ``random`` variant's initialisation.
     """
 
@@ -91,40 +101,48 @@ class FrozenLMBlock(nn.Module):
         if not isinstance(lm, LMStack):
             raise TypeError(f"lm must be an LMStack from load_lm_layers, got {type(lm).__name__}")
         out_dim = in_dim if out_dim is None else out_dim
-        self.variant, self.in_dim, self.out_dim = variant, in_dim, out_dim
+        self.variant, self.final_norm = variant, final_norm
+        self.in_dim, self.out_dim, self.lm_dim = in_dim, out_dim, lm.lm_dim
         self.lm_config: LMConfig = lm.config
-        self.lm_source, self.layer_indices = lm.source, lm.layer_indices
-        self.frozen_params = lm.num_params()
-        lm_dim = lm.lm_dim
-        self.lm_dim = lm_dim
+        self.layer_indices = lm.layer_indices
+        # Where the weights came from (None for the controls that do not run them), apart
+        # from where the architecture came from.
+        pretrained = variant in PRETRAINED_VARIANTS
+        self.lm_source = lm.source if pretrained else None
+        self.lm_source_hash = lm.source_hash if pretrained else None
+        self.lm_config_source = lm.config_source
 
-        self.proj_in = _trunc_normal_linear(in_dim, lm_dim)
-        if variant == "mlp":
-            self.lm: nn.Module = MLPControl(lm_dim, self.frozen_params, lm.config.norm)
-        else:
-            if variant == "random":
-                lm.reset_parameters(torch.Generator().manual_seed(seed))
-                lm.source = None
-            if variant == "finetune":
-                lm.unfreeze()
-            else:
-                lm.freeze()
-            self.lm = lm
-        self.norm = self._make_final_norm(final_norm, lm)
+        self.proj_in = _trunc_normal_linear(in_dim, self.lm_dim)
+        layers = lm if variant == "mlp" else self._layers(variant, lm, seed)
+        self.frozen_params = layers.num_params()
+        self.lm: nn.Module = (MLPControl(self.lm_dim, self.frozen_params, lm.config.norm)
+                              if variant == "mlp" else layers)
+        self.norm = self._make_final_norm(final_norm, layers)
         if final_norm != "pretrained" and isinstance(self.lm, LMStack):
             self.lm.final_norm = None  # unused: keep it out of the parameter counts
-        self.proj_out = _trunc_normal_linear(lm_dim, out_dim)
+        self.proj_out = _trunc_normal_linear(self.lm_dim, out_dim)
 
-        by_reference = variant == "frozen" and lm.source is not None
+        by_reference = (variant in ("frozen", "frozen-ffn") and self.lm_source is not None
+                        and self.lm_source_hash is not None)
         self.save_lm_weights = (not by_reference) if save_lm_weights is None else save_lm_weights
         if not self.save_lm_weights and not by_reference:
             raise ValueError(
-                f"variant {variant!r} has no checkpoint to re-read its layers from; "
-                "use save_lm_weights=True"
+                f"variant {variant!r} has no checkpoint to re-read its layers from (a stack from "
+                "load_lm_layers records its source and content hash); use save_lm_weights=True"
             )
-        self._lm_hash: str | None = None
         self.register_state_dict_post_hook(_drop_lm_weights)
         self._register_load_state_dict_pre_hook(_restore_lm_weights, with_module=True)
+
+    @staticmethod
+    def _layers(variant: str, lm: LMStack, seed: int) -> LMStack:
+        """The stack the variant runs; the caller's ``lm`` unless the variant changes it."""
+        if variant == "random":
+            # A fresh stack: the caller's may hold pretrained weights it still means to use.
+            fresh = random_lm(lm.config, lm.layer_indices, seed, has_final_norm=lm.final_norm is not None)
+            return fresh.to(lm.dtype).set_attention(lm.attention_impl)
+        if variant == "frozen-ffn":
+            return lm.without_attention().freeze()
+        return lm.unfreeze() if variant == "finetune" else lm.freeze()
 
     @staticmethod
     def _make_final_norm(kind: str, lm: LMStack) -> nn.Module:
@@ -156,18 +174,12 @@ class FrozenLMBlock(nn.Module):
         variants read only the checkpoint's config, never its weights."""
         from .checkpoint import load_lm_layers
 
-        lm = load_lm_layers(source, layers, dtype=dtype, weights=variant in ("frozen", "finetune"))
+        lm = load_lm_layers(source, layers, dtype=dtype, weights=variant in PRETRAINED_VARIANTS)
         return cls(lm, in_dim, out_dim, variant=variant, **kwargs)
 
-    @property
-    def lm_hash(self) -> str | None:
-        if not isinstance(self.lm, LMStack):
-            return None
-        if self._lm_hash is None or not self.lm.frozen:
-            self._lm_hash = self.lm.content_hash()
-        return self._lm_hash
-
     def forward(self, x: Tensor, key_padding_mask: Tensor | None = None) -> Tensor:
+        """(B, N, in_dim) tokens -> (B, N, out_dim); zeros where ``key_padding_mask`` (bool,
+        (B, N), True = padding) marks padding."""
         if x.dim() != 3:
             raise ValueError(
                 f"FrozenLMBlock takes tokens of shape (B, N, {self.in_dim}); got a rank-{x.dim()} "
@@ -178,8 +190,12 @@ class FrozenLMBlock(nn.Module):
                 f"tokens have width {x.shape[-1]} but the block was built with in_dim={self.in_dim};"
                 f" build it with in_dim={x.shape[-1]}"
             )
+        check_key_padding_mask(key_padding_mask, x)
         h = self.lm(self.proj_in(x), key_padding_mask)
-        return self.proj_out(self.norm(h))
+        out = self.proj_out(self.norm(h))
+        if key_padding_mask is not None:
+            out = out.masked_fill(key_padding_mask[..., None], 0.0)
+        return out
 
     def param_counts(self) -> dict[str, int]:
         """Trainable and frozen parameter counts of the whole block."""
@@ -187,25 +203,65 @@ class FrozenLMBlock(nn.Module):
         frozen = sum(p.numel() for p in self.parameters() if not p.requires_grad)
         return {"trainable": trainable, "frozen": frozen}
 
-    def get_extra_state(self) -> dict[str, Any]:
+    def block_config(self) -> dict[str, Any]:
+        """What the block was built with; a checkpoint loads only into a block built alike."""
         return {
             "variant": self.variant,
-            "lm_source": self.lm_source,
+            "final_norm": self.final_norm,
+            "in_dim": self.in_dim,
+            "out_dim": self.out_dim,
+            "lm_dim": self.lm_dim,
             "layer_indices": list(self.layer_indices),
             "lm_config": self.lm_config.to_dict(),
+        }
+
+    def get_extra_state(self) -> dict[str, Any]:
+        return {
+            **self.block_config(),
+            "lm_source": self.lm_source,
+            "lm_config_source": self.lm_config_source,
             "lm_inline": self.save_lm_weights,
-            "lm_hash": None if self.save_lm_weights else self.lm_hash,
+            "lm_hash": None if self.save_lm_weights else self.lm_source_hash,
+            # the dtype the layers were held in when saved; the hash does not depend on it
+            "lm_dtype": str(next(self.lm.parameters()).dtype).removeprefix("torch."),
         }
 
     def set_extra_state(self, state: dict[str, Any]) -> None:
-        if state.get("variant") != self.variant:
+        differences = self._differences(state)
+        if differences:
+            of = f" of {state['lm_config_source']}" if state.get("lm_config_source") else ""
             raise ValueError(
-                f"checkpoint holds a {state.get('variant')!r} block but this model has a "
-                f"{self.variant!r} block; build the model with the checkpoint's config"
+                f"the checkpoint holds a {state.get('variant')!r} block built differently from "
+                f"this model's {self.variant!r} block: {'; '.join(differences)}. Build the model "
+                f"with the checkpoint's block config (LM layers {state.get('layer_indices')}{of})"
             )
+
+    def _differences(self, state: dict[str, Any]) -> list[str]:
+        """Every key of `block_config` on which ``state`` (a checkpoint's extra state) differs."""
+        out = []
+        for key, ours in self.block_config().items():
+            theirs = state.get(key, _UNRECORDED)
+            if key == "lm_config" and isinstance(theirs, dict):
+                out += [f"lm_config.{k}: checkpoint {theirs.get(k, _UNRECORDED)!r}, this model {v!r}"
+                        for k, v in ours.items() if theirs.get(k, _UNRECORDED) != v]
+                out += [f"lm_config.{k}: checkpoint {theirs[k]!r}, this model {_UNRECORDED!r}"
+                        for k in theirs.keys() - ours.keys()]
+            elif theirs != ours:
+                out.append(f"{key}: checkpoint {theirs!r}, this model {ours!r}")
+        return out
 
     def extra_repr(self) -> str:
         return f"variant={self.variant}, in_dim={self.in_dim}, lm_dim={self.lm_dim}, out_dim={self.out_dim}"
+
+
+class _Unrecorded:
+    """A key a checkpoint does not record (saved by an older lm4vis)."""
+
+    def __repr__(self) -> str:
+        return "<not recorded>"
+
+
+_UNRECORDED = _Unrecorded()
 
 
 def _drop_lm_weights(module: FrozenLMBlock, state_dict: dict, prefix: str, local_metadata) -> None:
@@ -220,16 +276,13 @@ def _restore_lm_weights(module: FrozenLMBlock, state_dict: dict, prefix: str, *a
     extra = state_dict.get(prefix + "_extra_state")
     if extra is None or extra.get("lm_inline", True):
         return
-    if extra.get("layer_indices") != list(module.layer_indices):
-        raise ValueError(
-            f"checkpoint was trained with LM layers {extra.get('layer_indices')} of "
-            f"{extra.get('lm_source')}, this model has {list(module.layer_indices)}"
-        )
-    if extra.get("lm_hash") != module.lm_hash:
+    if module._differences(extra):
+        return  # set_extra_state, which runs next, names them
+    if extra.get("lm_hash") != module.lm_source_hash:
         raise ValueError(
             f"the LM layers read from {module.lm_source} differ from the ones this checkpoint was "
             f"trained with ({extra.get('lm_source')}, layers {extra.get('layer_indices')}): "
-            "content hash mismatch. Point the model at the same checkpoint file and dtype."
+            "content hash mismatch. Point the model at the same checkpoint"
         )
     for key, value in module.lm.state_dict().items():
         state_dict.setdefault(prefix + "lm." + key, value)

@@ -310,6 +310,24 @@ def test_mixed_stored_dtypes_become_one(tiny_hf, tmp_path):
     stack(torch.randn(1, 3, stack.lm_dim))  # runs: no fp32/bf16 mix in the matmuls
 
 
+@pytest.mark.parametrize("stored", [torch.float32, torch.bfloat16])
+def test_source_hash_is_of_the_tensors_as_stored(tiny_hf, tmp_path, stored):
+    model, _ = tiny_hf.get("qwen3")
+    path = _save_state(tmp_path / "ckpt", {k: v.to(stored) for k, v in model.state_dict().items()},
+                       model.config.to_dict())
+    as_stored = lm4vis.load_lm_layers(path, layers="-2:")
+    assert as_stored.source_hash == as_stored.content_hash()  # nothing cast: the two agree
+    for dtype in (torch.float32, torch.bfloat16, torch.float16):
+        cast = lm4vis.load_lm_layers(path, layers="-2:", dtype=dtype)
+        assert cast.source_hash == as_stored.source_hash, dtype
+    cast.to(torch.float32)  # a later cast changes what the stack holds, not where it came from
+    assert cast.source_hash == as_stored.source_hash
+    assert lm4vis.load_lm_layers(path, layers="-3:-1").source_hash != as_stored.source_hash
+    control = lm4vis.load_lm_layers(path, layers="-2:", weights=False)
+    assert control.source_hash is None and control.source is None
+    assert control.config_source == os.fspath(path)
+
+
 @pytest.mark.parametrize("name, strip, add", [
     ("llama", "model.", ""),                             # bare LlamaModel save
     ("opt_pre", "model.", ""),                           # bare OPTModel save: decoder.layers.

@@ -7,7 +7,7 @@ import copy
 import pytest
 import torch
 
-from lm4vis.lm import LMStack, random_lm, tiny_config
+from lm4vis.lm import LMAttention, LMStack, random_lm, tiny_config
 from lm4vis.lm.config import SUPPORTED_FAMILIES
 import lm4vis.lm.layers as layers_mod
 from lm4vis.lm.layers import rope_tables
@@ -90,6 +90,79 @@ def test_key_padding_mask(name):
         torch.testing.assert_close(out, stack(x[:, :valid]), atol=1e-5, rtol=1e-5)
         # Without the mask the padding does leak in, so the checks above are not vacuous.
         assert (stack(noisy)[:, :valid] - out).abs().max() > 1e-4
+
+
+def _hf_attention_mask(n: int) -> torch.Tensor:
+    keep = torch.ones(2, n, dtype=torch.long)
+    keep[1, -2:] = 0
+    return keep
+
+
+_CONVENTION = r"boolean tensor of shape \(B, N\), True where a token is padding; got "
+
+
+@pytest.mark.parametrize("make_mask, error, match", [
+    pytest.param(lambda n: _hf_attention_mask(n), TypeError,
+                 _CONVENTION + r"a torch\.int64 tensor.*attention_mask \(1 = keep\) is the inverse: "
+                 r"pass attention_mask == 0", id="hf-attention-mask"),
+    pytest.param(lambda n: _hf_attention_mask(n).float(), TypeError,
+                 _CONVENTION + r"a torch\.float32 tensor.*attention_mask == 0", id="float"),
+    pytest.param(lambda n: _hf_attention_mask(n).to(torch.uint8), TypeError,
+                 _CONVENTION + r"a torch\.uint8 tensor.*attention_mask == 0", id="uint8"),
+    pytest.param(lambda n: [[False] * n] * 2, TypeError, _CONVENTION + "a list", id="list"),
+    pytest.param(lambda n: torch.zeros(2, n + 1, dtype=torch.bool), ValueError,
+                 r"shape \(2, 7\).*must be \(B, N\) = \(2, 6\)", id="longer"),
+    pytest.param(lambda n: torch.zeros(2, 1, n, dtype=torch.bool), ValueError,
+                 r"shape \(2, 1, 6\).*must be \(B, N\) = \(2, 6\)", id="rank-3"),
+    pytest.param(lambda n: torch.zeros(1, n, dtype=torch.bool), ValueError,
+                 r"shape \(1, 6\).*must be \(B, N\) = \(2, 6\)", id="broadcast-batch"),
+])
+def test_key_padding_mask_outside_the_convention_is_refused(make_mask, error, match):
+    stack = _stack("llama")
+    with pytest.raises(error, match=match):
+        stack(torch.randn(2, 6, stack.lm_dim), make_mask(6))
+
+
+def _ffn_sublayer_by_hand(layer, x: torch.Tensor, style: str) -> torch.Tensor:
+    if style == "post-norm":
+        return layer.mlp_norm(x + layer.mlp(x))
+    h = layer.mlp(layer.mlp_norm(x))
+    return x + (layer.post_mlp_norm(h) if style == "sandwich" else h)
+
+
+@pytest.mark.parametrize("name, style", [
+    ("llama", "pre-norm"), ("gpt_neox", "parallel"), ("opt_post_norm", "post-norm"), ("gemma", "sandwich"),
+])
+def test_skip_attention_keeps_the_ffn_sublayer(name, style):
+    config = _config(name)
+    assert style == {(False, "pre", False): "pre-norm", (True, "pre", False): "parallel",
+                     (False, "post", False): "post-norm", (False, "pre", True): "sandwich",
+                     }[config.parallel_residual, config.norm_position, config.sandwich_norm]
+    stack = _stack(name)
+    x = torch.randn(2, 5, stack.lm_dim)
+    expected = x
+    with torch.no_grad():
+        for layer in stack.layers:  # the original layers' own FFN modules, composed by hand
+            expected = _ffn_sublayer_by_hand(layer, expected, style)
+        torch.testing.assert_close(stack.without_attention()(x), expected)
+
+
+def test_skip_attention_leaves_attention_out(name):
+    stack = _stack(name)
+    ffn = stack.without_attention()
+    assert ffn.skip_attention and not any(isinstance(m, LMAttention) for m in ffn.modules())
+    assert ffn.frozen and not any(p.requires_grad for p in ffn.parameters())
+    # shared, not copied; the original keeps its attention
+    shared = dict(stack.named_parameters())
+    assert all(p.data_ptr() == shared[k].data_ptr() for k, p in ffn.named_parameters())
+    assert sum(isinstance(m, LMAttention) for m in stack.modules()) == len(stack.layers)
+    x = torch.randn(2, 6, stack.lm_dim)
+    y = x.clone()
+    y[:, -1] += torch.randn_like(y[:, -1])
+    with torch.no_grad():
+        # token-wise: what the other tokens hold no longer reaches a token
+        torch.testing.assert_close(ffn(x)[:, :-1], ffn(y)[:, :-1])
+        assert (stack(x)[:, :-1] - stack(y)[:, :-1]).abs().max() > 1e-4
 
 
 def test_frozen_stack_stays_in_eval_mode(name):

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from ..lm.config import LMConfig
-from ..lm.layers import LMStack
+from ..lm.layers import LMStack, random_lm, tensors_hash
 from .base import CheckpointError, CheckpointReader, resolve_layers
 
 __all__ = ["open_checkpoint", "load_lm_layers", "read_lm_config", "resolve_layers",
@@ -83,29 +83,30 @@ def load_lm_layers(
 
     Returns:
         A frozen module ``(B, N, lm_dim) -> (B, N, lm_dim)`` with ``lm_dim``, ``family``,
-        ``layer_indices`` and ``source`` attributes.
+        ``layer_indices``, ``source``, ``config_source`` and ``source_hash`` (the hash of the
+        layer tensors as read, before the cast to ``dtype``) attributes.
     """
     if isinstance(dtype, str):
         dtype = _parse_dtype(dtype)
     reader = open_checkpoint(source)
     idx = resolve_layers(layers, reader.config.num_layers)
     if not weights:
-        # Allocate without nn.Linear's own initialisation, then initialise once.
-        with torch.device("meta"):
-            stack = LMStack(reader.config, idx, source=None)
-        stack = stack.to_empty(device="cpu")
-        stack.reset_parameters()
+        stack = random_lm(reader.config, idx, seed=None, config_source=os.fspath(source))
         return stack.to(dtype) if dtype is not None else stack
 
-    final = reader.final_norm_state(dtype)
+    state = {f"layers.{slot}.{name}": t
+             for slot, i in enumerate(idx) for name, t in reader.layer_state(i).items()}
+    # The hash of the layers as the reader gives them, before any cast: it names the source's
+    # content whatever dtype the layers are held in now or cast to later (bf16-true training).
+    source_hash = tensors_hash(state)
+    final = reader.final_norm_state()
+    state |= {f"final_norm.{name}": t for name, t in (final or {}).items()}
+    if dtype is not None:
+        for name, t in state.items():  # one at a time: each stored copy is freed once cast
+            state[name] = t.to(dtype)
     with torch.device("meta"):
-        stack = LMStack(reader.config, idx, source=os.fspath(source), has_final_norm=final is not None)
-    state: dict[str, torch.Tensor] = {}
-    for slot, i in enumerate(idx):
-        for name, t in reader.layer_state(i, dtype).items():
-            state[f"layers.{slot}.{name}"] = t
-    for name, t in (final or {}).items():
-        state[f"final_norm.{name}"] = t
+        stack = LMStack(reader.config, idx, source=os.fspath(source),
+                        has_final_norm=final is not None, source_hash=source_hash)
     _check_state(stack, state, reader)
     stack.load_state_dict(state, assign=True)
     stack.freeze()

@@ -12,7 +12,7 @@ model; lm4vis itself never sets them.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Literal
 
 import torch
@@ -91,13 +91,41 @@ def rope_tables(config: LMConfig, num_tokens: int, device=None) -> tuple[Tensor,
     return emb.cos(), emb.sin()
 
 
+def check_key_padding_mask(mask: Tensor | None, tokens: Tensor) -> None:
+    """Refuse a key-padding mask that does not follow lm4vis's one convention.
+
+    Args:
+        mask: None, or a boolean tensor of shape (B, N), True where a token is padding.
+        tokens: the (B, N, D) tokens the mask belongs to.
+    """
+    if mask is None:
+        return
+    if not isinstance(mask, Tensor) or mask.dtype != torch.bool:
+        got = f"a {mask.dtype} tensor" if isinstance(mask, Tensor) else f"a {type(mask).__name__}"
+        raise TypeError(
+            f"key_padding_mask must be a boolean tensor of shape (B, N), True where a token is "
+            f"padding; got {got}. A Hugging Face attention_mask (1 = keep) is the inverse: pass "
+            "attention_mask == 0"
+        )
+    if mask.shape != tokens.shape[:2]:
+        raise ValueError(
+            f"key_padding_mask has shape {tuple(mask.shape)} but the tokens are "
+            f"{tuple(tokens.shape)}; it must be (B, N) = {tuple(tokens.shape[:2])}, True where a "
+            "token is padding"
+        )
+
+
 def _attn_mask(
     key_padding_mask: Tensor | None, causal: bool, n: int, device: torch.device
 ) -> Tensor | None:
     """Boolean mask, True where a query may attend to a key, broadcastable to (B, H, N, N)."""
     mask = None
     if key_padding_mask is not None:
-        mask = ~key_padding_mask.bool()[:, None, None, :]
+        # A sample that is all padding would leave its queries no key at all: a softmax over
+        # nothing but -inf, NaN in the matmul kernel (SDPA on the CPU returns zeros). Its
+        # outputs are discarded, so let it attend to all its keys instead, in every kernel.
+        keep = ~key_padding_mask | key_padding_mask.all(-1, keepdim=True)
+        mask = keep[:, None, None, :]
     if causal:
         tri = torch.ones(n, n, dtype=torch.bool, device=device).tril()
         mask = tri if mask is None else mask & tri
@@ -235,9 +263,16 @@ class LMMLP(nn.Module):
 
 
 class LMLayer(nn.Module):
-    """One decoder layer of any supported family, bidirectional and position-free."""
+    """One decoder layer of any supported family, bidirectional and position-free.
 
-    def __init__(self, config: LMConfig) -> None:
+    Args:
+        config: the layer's hyper-parameters.
+        skip_attention: leave the attention sub-layer out (its norms included), keeping only
+            the FFN sub-layer with its norm and residual: the ``frozen-ffn`` control, the
+            ``only_mlp`` ablation of the paper's video code.
+    """
+
+    def __init__(self, config: LMConfig, skip_attention: bool = False) -> None:
         super().__init__()
         c = config
         self.parallel_residual = c.parallel_residual
@@ -246,11 +281,12 @@ class LMLayer(nn.Module):
         def norm() -> Norm:
             return Norm(c.lm_dim, c.norm, c.norm_eps, c.norm_unit_offset)
 
-        self.attn_norm = norm()
-        self.attn = LMAttention(c)
+        attend = not skip_attention
+        self.attn_norm = norm() if attend else None
+        self.attn = LMAttention(c) if attend else None
         self.mlp_norm = norm()
         self.mlp = LMMLP(c)
-        self.post_attn_norm = norm() if c.sandwich_norm else None
+        self.post_attn_norm = norm() if attend and c.sandwich_norm else None
         self.post_mlp_norm = norm() if c.sandwich_norm else None
 
     def forward(
@@ -260,16 +296,19 @@ class LMLayer(nn.Module):
         rope: tuple[Tensor, Tensor] | None = None,
         causal: bool = False,
     ) -> Tensor:
+        attend = self.attn is not None
         if self.post_norm:  # OPT-350m: norm after each residual add
-            x = self.attn_norm(x + self.attn(x, key_padding_mask, rope, causal))
+            if attend:
+                x = self.attn_norm(x + self.attn(x, key_padding_mask, rope, causal))
             return self.mlp_norm(x + self.mlp(x))
-        if self.parallel_residual:  # GPT-NeoX: both branches read the same input
+        if self.parallel_residual and attend:  # GPT-NeoX: both branches read the same input
             return (x + self.attn(self.attn_norm(x), key_padding_mask, rope, causal)
                     + self.mlp(self.mlp_norm(x)))
-        h = self.attn(self.attn_norm(x), key_padding_mask, rope, causal)
-        if self.post_attn_norm is not None:
-            h = self.post_attn_norm(h)
-        x = x + h
+        if attend:
+            h = self.attn(self.attn_norm(x), key_padding_mask, rope, causal)
+            if self.post_attn_norm is not None:
+                h = self.post_attn_norm(h)
+            x = x + h
         h = self.mlp(self.mlp_norm(x))
         if self.post_mlp_norm is not None:
             h = self.post_mlp_norm(h)
@@ -288,6 +327,11 @@ class LMStack(nn.Module):
         source: where the weights came from (a path or a registered name), or None.
         has_final_norm: allocate the checkpoint's final norm (read but not applied here;
             `FrozenLMBlock(final_norm="pretrained")` uses it).
+        skip_attention: layers without their attention sub-layer (see `LMLayer`).
+        source_hash: `tensors_hash` of the layer tensors as read from ``source``, before any
+            dtype cast; what a by-reference checkpoint verifies the re-read layers against.
+        config_source: where ``config`` came from; ``source`` when None. A stack built from a
+            checkpoint's config alone has a config source and no weight source.
     """
 
     def __init__(
@@ -296,16 +340,23 @@ class LMStack(nn.Module):
         layer_indices: Iterable[int],
         source: str | None = None,
         has_final_norm: bool = True,
+        *,
+        skip_attention: bool = False,
+        source_hash: str | None = None,
+        config_source: str | None = None,
     ) -> None:
         super().__init__()
         self.config = config
         self.layer_indices = tuple(layer_indices)
-        self.source = source
-        self.layers = nn.ModuleList(LMLayer(config) for _ in self.layer_indices)
+        self.source, self.source_hash = source, source_hash
+        self.config_source = source if config_source is None else config_source
+        self.skip_attention = skip_attention
+        self.layers = nn.ModuleList(LMLayer(config, skip_attention) for _ in self.layer_indices)
         self.final_norm = (
             Norm(config.lm_dim, config.norm, config.norm_eps, config.norm_unit_offset)
             if has_final_norm else None
         )
+        self.attention_impl: AttentionImpl = "auto"
         self.frozen = False
         self.freeze()
 
@@ -337,10 +388,27 @@ class LMStack(nn.Module):
         is the same function either way; only speed and rounding differ."""
         if impl not in ATTENTION_IMPLS:
             raise ValueError(f"attention={impl!r} is unknown; choose one of {', '.join(ATTENTION_IMPLS)}")
+        self.attention_impl = impl
         for module in self.modules():
             if isinstance(module, LMAttention):
                 module.impl = impl
         return self
+
+    def without_attention(self) -> LMStack:
+        """These layers with their attention sub-layers skipped (the ``frozen-ffn`` control).
+
+        A new stack holding this one's FFN and norm tensors (shared, not copied), with the same
+        sources and frozen state; this stack is left as it is.
+        """
+        with torch.device("meta"):
+            stack = LMStack(
+                self.config, self.layer_indices, self.source, self.final_norm is not None,
+                skip_attention=True, source_hash=self.source_hash, config_source=self.config_source,
+            )
+        kept = stack.state_dict().keys()
+        stack.load_state_dict({k: v for k, v in self.state_dict().items() if k in kept}, assign=True)
+        stack.attention_impl = self.attention_impl
+        return stack.freeze() if self.frozen else stack.unfreeze()
 
     def train(self, mode: bool = True) -> LMStack:
         # A frozen stack always runs as at inference, whatever the host asks.
@@ -358,6 +426,7 @@ class LMStack(nn.Module):
             raise ValueError(
                 f"expected tokens of shape (B, N, {self.lm_dim}), got {tuple(x.shape)}"
             )
+        check_key_padding_mask(key_padding_mask, x)
         h = x.to(self.dtype)  # the stack may be held in bf16 while the host runs in fp32
         for layer in self.layers:
             h = layer(h, key_padding_mask, rope, causal)
@@ -380,32 +449,61 @@ class LMStack(nn.Module):
     def num_params(self) -> int:
         return sum(p.numel() for p in self.layers.parameters())
 
-    @torch.no_grad()
     def content_hash(self) -> str:
-        """sha256 of every layer tensor (names, dtypes, shapes and bytes)."""
-        h = hashlib.sha256()
-        for name, t in sorted(self.layers.state_dict().items()):
-            t = t.detach().contiguous().cpu()
-            h.update(f"{name}:{t.dtype}:{tuple(t.shape)};".encode())
-            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
-        return h.hexdigest()
+        """`tensors_hash` of the layers as they are held now (dtype included); compare
+        checkpoints with it. A by-reference block verifies `source_hash` instead, which a
+        later cast does not change."""
+        return tensors_hash(self.layers.state_dict(prefix="layers."))
 
     def extra_repr(self) -> str:
         return (f"family={self.family}, lm_dim={self.lm_dim}, layers={list(self.layer_indices)}, "
-                f"frozen={self.frozen}")
+                f"frozen={self.frozen}" + (", skip_attention=True" if self.skip_attention else ""))
 
 
-def random_lm(config: LMConfig, layer_indices: Iterable[int] | None = None, seed: int = 0) -> LMStack:
-    """A randomly initialised, frozen stack: tests, presets' stand-ins and the ``random`` control."""
+@torch.no_grad()
+def tensors_hash(state: Mapping[str, Tensor]) -> str:
+    """sha256 of a state dict: every tensor's name, dtype, shape and bytes, in name order.
+
+    Args:
+        state: names (a stack's own, ``"layers.0.attn.q_proj.weight"``) to tensors.
+    """
+    h = hashlib.sha256()
+    for name, t in sorted(state.items()):
+        t = t.detach().contiguous().cpu()
+        h.update(f"{name}:{t.dtype}:{tuple(t.shape)};".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy())
+    return h.hexdigest()
+
+
+def random_lm(
+    config: LMConfig,
+    layer_indices: Iterable[int] | None = None,
+    seed: int | None = 0,
+    *,
+    has_final_norm: bool = True,
+    config_source: str | None = None,
+) -> LMStack:
+    """A randomly initialised, frozen stack: tests, presets' stand-ins and the ``random`` control.
+
+    Args:
+        config: the layer config.
+        layer_indices: which layers of the checkpoint these stand for; the last when None.
+        seed: seed of the initialisation; None draws from torch's global generator.
+        has_final_norm: allocate a final norm (at its identity).
+        config_source: where ``config`` came from, for the records.
+    """
     idx = list(layer_indices) if layer_indices is not None else [config.num_layers - 1]
-    lm = LMStack(config, idx, source=None)
-    lm.reset_parameters(torch.Generator().manual_seed(seed))
+    # Allocate without nn.Linear's own initialisation, then initialise once.
+    with torch.device("meta"):
+        lm = LMStack(config, idx, has_final_norm=has_final_norm, config_source=config_source)
+    lm = lm.to_empty(device="cpu")
+    lm.reset_parameters(None if seed is None else torch.Generator().manual_seed(seed))
     return lm
 
 
 __all__ = [
     "ATTENTION_IMPLS", "AttentionImpl", "MATMUL_MAX_TOKENS", "attention_scores", "matmul_attention",
-    "matmul_is_faster",
+    "matmul_is_faster", "check_key_padding_mask", "tensors_hash",
     "Norm", "LMAttention", "LMMLP", "LMLayer", "LMStack", "random_lm", "rope_tables",
     "apply_rope",
 ]
