@@ -19,6 +19,7 @@ from lm4vis.train.run import train
 EXPECTED = {
     "baseline": (None, False),
     "frozen-lm": (False, True),
+    "frozen-ffn": (False, True),
     "random-lm": (False, True),
     "finetune-lm": (True, True),
     "mlp": (None, False),
@@ -50,6 +51,12 @@ def test_variant_parameter_counts(tiny_cfg, variant):
         assert frozen == 0
         mlp = trainable - host_params - adapters
         assert abs(mlp - layer_params) / layer_params < 0.01
+    elif variant == "frozen-ffn":  # the FFN sub-layer and its norm, frozen; no attention
+        from lm4vis.lm.layers import LMLayer
+
+        full = LMLayer(block.lm_config)
+        ffn = sum(p.numel() for m in (full.mlp, full.mlp_norm) for p in m.parameters())
+        assert (trainable, frozen) == (host_params + adapters, ffn)
     elif lm_trainable:
         assert (trainable, frozen) == (host_params + adapters + layer_params, 0)
     else:

@@ -129,8 +129,9 @@ def attention_points(model: nn.Module) -> list[HookPoint]:
             log.info("the host's attention is not a timm qkv Attention; skipping it")
     att = find_attachment(model)
     if att is not None and isinstance(att.block.lm, LMStack):
-        for slot in range(len(att.block.lm.layers)):
-            points.append(HookPoint(f"lm_attn.{slot}", f"{att.block_path}.lm.layers.{slot}.attn", "input"))
+        for slot, layer in enumerate(att.block.lm.layers):
+            if layer.attn is not None:  # frozen-ffn layers have none
+                points.append(HookPoint(f"lm_attn.{slot}", f"{att.block_path}.lm.layers.{slot}.attn", "input"))
     return points
 
 

@@ -40,7 +40,7 @@ def build_model(host: HostConfig, block: BlockConfig, seed: int = 0, info: Any =
         seed: the run seed.
         info: the dataset's description, passed to the host builder.
     """
-    from ..block import FrozenLMBlock
+    from ..block import PRETRAINED_VARIANTS, FrozenLMBlock
     from ..checkpoint import load_lm_layers
     from .attachment import attach, resolve_target
 
@@ -52,7 +52,7 @@ def build_model(host: HostConfig, block: BlockConfig, seed: int = 0, info: Any =
     target = resolve_target(model, block.where)  # a bad placement fails before the LM is read
     lm = load_lm_layers(
         block.source, block.layers, dtype=block.dtype,
-        weights=core_variant in ("frozen", "finetune"),  # the controls need only the config
+        weights=core_variant in PRETRAINED_VARIANTS,  # the controls need only the config
     ).set_attention(block.attention)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed + 1_000_003)

@@ -17,6 +17,7 @@ from ..registry import register_host
 VARIANTS: dict[str, str | None] = {
     "baseline": None,  # no LM block
     "frozen-lm": "frozen",
+    "frozen-ffn": "frozen-ffn",  # the frozen layers' FFN sub-layers alone (the video code's only_mlp)
     "mlp": "mlp",
     "random-lm": "random",
     "finetune-lm": "finetune",
@@ -31,7 +32,7 @@ class BlockConfig:
     """Which LM block the host gets, if any.
 
     Args:
-        variant: one of ``VARIANTS``: baseline, frozen-lm, mlp, random-lm, finetune-lm.
+        variant: one of ``VARIANTS``: baseline, frozen-lm, frozen-ffn, mlp, random-lm, finetune-lm.
         source: checkpoint of the LM (path or registered name such as ``smollm2-135m``).
         layers: layer index or span (``-1``, ``"-2:"``, ``"10:12"``).
         where: placement: ``last``, ``first``, ``middle``, a block index, a module path (after

@@ -328,6 +328,7 @@ def load_config(
     """
     load_plugins(plugins)
     data = load_preset_dict(name) if name is not None else {}
+    load_plugins(data.get("plugins") or [])  # the preset's own parts type its overrides
     if plugins:
         data["plugins"] = list(dict.fromkeys([*(data.get("plugins") or []), *plugins]))
     if overrides:
