@@ -21,18 +21,21 @@ KNN_BLOCK_ELEMENTS = 1 << 24
 
 def _knn_rows(dist: Tensor, k: int) -> Tensor:
     """The k smallest entries of each row of ``dist`` (R, N), ordered by (distance, index)."""
-    values, idx = dist.topk(k, dim=-1, largest=False, sorted=False)
-    kth = values.amax(dim=-1, keepdim=True)
-    # topk picks arbitrarily among entries equal to the k-th distance when more of them exist
-    # than places left; those rows (duplicate points, mostly) get the lowest such indices.
-    tied = (dist <= kth).sum(dim=-1) > k
-    if tied.any():
-        rows = tied.nonzero().squeeze(1)
-        d, t = dist[rows], kth[rows]
-        closer, at_kth = d < t, d == t
-        places = k - closer.sum(dim=-1, keepdim=True)
-        take = closer | (at_kth & (at_kth.cumsum(dim=-1) <= places))
-        idx[rows] = take.nonzero()[:, 1].view(-1, k)  # row-major: ascending index
+    num_points = dist.shape[-1]
+    values, idx = dist.topk(min(k + 1, num_points), dim=-1, largest=False, sorted=True)
+    idx = idx[:, :k]
+    if k < num_points:
+        # Where the (k+1)-th distance equals the k-th, topk chose arbitrarily among the tied
+        # entries (duplicate points, mostly); those rows take the lowest tied indices instead.
+        # Peeking at one more value spares a pass over every row to count ties.
+        tied = values[:, k] == values[:, k - 1]
+        if tied.any():
+            rows = tied.nonzero().squeeze(1)
+            d, kth = dist[rows], values[rows, k - 1 : k]
+            closer, at_kth = d < kth, d == kth
+            places = k - closer.sum(dim=-1, keepdim=True)
+            take = closer | (at_kth & (at_kth.cumsum(dim=-1) <= places))
+            idx[rows] = take.nonzero()[:, 1].view(-1, k)  # row-major: ascending index
     # Index order first, then a stable sort by distance: equal distances keep index order.
     idx = idx.sort(dim=-1).values
     order = dist.gather(-1, idx).sort(dim=-1, stable=True).indices
@@ -47,8 +50,8 @@ def knn(query: Tensor, points: Tensor, k: int, block_elements: int = KNN_BLOCK_E
         query: ``(B, G, 3)`` query coordinates (only the first 3 channels are read).
         points: ``(B, N, 3)`` coordinates searched (only the first 3 channels are read).
         k: neighbours per query, at most ``N``.
-        block_elements: distance-matrix entries computed at once; bounds peak memory (about
-            ``block_elements * 14`` bytes in fp32 with the sort's temporaries).
+        block_elements: distance-matrix entries computed at once; peak memory is about three
+            times that many elements of the points' dtype.
 
     Returns:
         ``(B, G, k)`` long indices into ``N``.
