@@ -21,9 +21,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
-from torch.utils.data._utils.collate import default_collate
+from torch.utils.data import Dataset, default_collate
 
+from ...ops import farthest_point_sample
 from ..skips import SkipLog, Skipped, check_policy, drop_skipped
 from .transforms import PointAugment, normalize_unit_sphere
 
@@ -129,8 +129,6 @@ def fit_num_points(
     if n == num_points:
         return points, mask
     if n > num_points:
-        from ...ops import farthest_point_sample
-
         rows = farthest_point_sample(torch.from_numpy(np.ascontiguousarray(points[None, :, :3])), num_points)[0].numpy()
     else:
         rows = np.concatenate([np.arange(n), rng.choice(n, num_points - n, replace=True)])

@@ -38,10 +38,11 @@ PREPARE_BATCH = 32
 #: Fixed permutation of the item order, so that ``limit`` keeps a mix of classes.
 ORDER_SEED = 20240101
 
+#: The cache file of a padded cloud; the name keeps the source's own point count.
 SHORT_NAME = re.compile(r"[0-9a-f]+\.short-(\d+)\.npy")
 
 #: ``reader(path) -> (points (n, C) float32, faces (F, 3) int64 or None)``.
-Reader = Callable[[Path], tuple[np.ndarray, "np.ndarray | None"]]
+Reader = Callable[[Path], tuple[np.ndarray, np.ndarray | None]]
 
 
 @dataclass(frozen=True)
