@@ -103,6 +103,7 @@ class BadInputPolicy:
 
 
 def check_split(split: str, allowed: Sequence[str], dataset: str) -> str:
+    """``split``, or a ValueError naming the splits ``dataset`` has."""
     if split not in allowed:
         raise ValueError(f"{dataset} has no split {split!r}; use one of {', '.join(allowed)}")
     return split

@@ -91,6 +91,7 @@ def union_of_boxes(boxes: list[tuple[np.ndarray, np.ndarray]], n: int, rng: np.r
 
 
 def polyhedron(vertices: np.ndarray, faces: list[tuple[int, int, int]]) -> Mesh:
+    """A mesh from vertex coordinates and triangles listed by hand."""
     return np.asarray(vertices, dtype=np.float64), np.asarray(faces, dtype=np.int64)
 
 
