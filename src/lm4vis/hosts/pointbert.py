@@ -181,7 +181,8 @@ class PointBERT(nn.Module):
 
     @torch.no_grad()
     def reset_parameters(self) -> None:
-        """Point-BERT's initialisation: truncated normal (std 0.02) for linear layers and the
+        """The initialisation of Point-BERT's pre-training transformer (and of Point-MAE's
+        classifier): truncated normal (std 0.02) for linear and 1x1-convolution weights and the
         learned tokens, zero biases, unit norms."""
         trunc_normal_(self.cls_token, std=0.02)
         trunc_normal_(self.cls_pos, std=0.02)

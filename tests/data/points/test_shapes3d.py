@@ -9,7 +9,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from lm4vis.data.points import POINTBERT_AUGMENT, Shapes3DConfig, build_shapes3d, collate_points
-from lm4vis.data.points.shapes3d import CLASS_NAMES, SHAPES, make_shape, random_rotation, union_of_boxes
+from lm4vis.data.points.shapes3d import (CLASS_NAMES, SHAPES, make_shape, random_rotation, union_of_boxes,
+                                         upright_rotation)
 
 SMALL = dict(num_points=64, train_per_class=3, val_per_class=2, test_per_class=2)
 
@@ -101,17 +102,22 @@ def test_union_of_boxes_has_no_inner_faces():
     assert ((p[:, 0] > -1 - 1e-9) & (p[:, 0] < 2 + 1e-9)).all()
 
 
-def test_random_rotation_is_a_rotation():
-    for seed in range(5):
-        r = random_rotation(np.random.default_rng(seed))
+@pytest.mark.parametrize("make, max_tilt", [(random_rotation, 180.0), (lambda rng: upright_rotation(rng, 30.0), 30.0),
+                                            (lambda rng: upright_rotation(rng, 0.0), 0.0)])
+def test_rotations(make, max_tilt):
+    tilts = []
+    for seed in range(50):
+        r = make(np.random.default_rng(seed))
         np.testing.assert_allclose(r @ r.T, np.eye(3), atol=1e-12)
         assert np.linalg.det(r) == pytest.approx(1)
+        tilts.append(np.degrees(np.arccos(np.clip((r @ [0, 1, 0])[1], -1, 1))))  # how far "up" moved
+    assert max(tilts) <= max_tilt + 1e-6 and (max_tilt == 0 or max(tilts) > max_tilt / 2)
 
 
 @pytest.mark.parametrize("kwargs, match", [
     (dict(num_points=1), "num_points"), (dict(train_per_class=0), "at least one item"),
     (dict(scale_range=(0.5, 1.5)), "scale_range"), (dict(keep_range=(0.0, 0.5)), "keep_range"),
-    (dict(outlier_max=1.0), "outlier_max"),
+    (dict(outlier_max=1.0), "outlier_max"), (dict(rotation="any"), "upright, so3"),
 ])
 def test_bad_config(kwargs, match):
     with pytest.raises(ValueError, match=match):

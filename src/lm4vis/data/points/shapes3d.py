@@ -5,9 +5,9 @@ that differ only in geometry a model must see: cylinder / capsule (flat or round
 radius and length ranges), cone / pyramid (round or square base), torus / ring (round or
 square tube section, same radii), sphere / octahedron, cube / prism (square or triangular
 section), L-shape / T-shape (where the bars meet), and helix / hourglass. Each item is a
-random instance (proportions drawn per class) in a random 3D orientation, scaled, with
-Gaussian noise, often a partial view (a random half-space cut, like a single scan from one
-side) and outliers scattered in the unit ball. The per-point ``mask`` is True on the object
+random instance (proportions drawn per class), turned about the up axis and tilted (or, by
+option, in any 3D orientation), scaled, with Gaussian noise, often a partial view (a random
+half-space cut, like a single scan from one side) and outliers scattered in the unit ball. The per-point ``mask`` is True on the object
 and False on outliers, for the analysis of what the model attends to.
 
 Item ``i`` of a split depends only on ``(data_seed, split, i)`` (a
@@ -26,7 +26,7 @@ import numpy as np
 
 from .base import XYZ, PointCloudDataset, PointCloudInfo, check_split
 from .io import sample_surface
-from .transforms import PointAugment
+from .transforms import PointAugment, rotation_about_axis
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 SPLIT_IDS: dict[str, int] = {"train": 0, "val": 1, "test": 2}
@@ -232,6 +232,26 @@ def random_rotation(rng: np.random.Generator) -> np.ndarray:
     return q
 
 
+def upright_rotation(rng: np.random.Generator, max_tilt: float) -> np.ndarray:
+    """A uniform turn about the up (y) axis, then a tilt of at most ``max_tilt`` degrees about
+    a random horizontal axis: an object standing on a floor, as scans and ModelNet have them.
+
+    Args:
+        rng: the generator.
+        max_tilt: largest tilt off vertical, in degrees.
+    """
+    turn = rotation_about_axis(rng.uniform(0, 2 * np.pi), 1)
+    axis = rotation_about_axis(rng.uniform(0, 2 * np.pi), 1) @ np.array([1.0, 0.0, 0.0])
+    angle = np.deg2rad(rng.uniform(0, max_tilt))
+    # Rodrigues' formula for the tilt about the horizontal unit vector `axis`.
+    k = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
+    tilt = np.eye(3) + np.sin(angle) * k + (1 - np.cos(angle)) * k @ k
+    return tilt @ turn.T
+
+
+ROTATIONS: tuple[str, ...] = ("upright", "so3")
+
+
 @dataclass(frozen=True)
 class Shapes3DConfig:
     """How shapes3d items are made.
@@ -239,6 +259,9 @@ class Shapes3DConfig:
     Args:
         num_points: points per item (object and outliers).
         data_seed: the seed of the shapes (not of the training augmentation).
+        rotation: ``upright`` (any turn about the up axis, tilted by at most ``max_tilt``
+            degrees) or ``so3`` (any orientation: much harder; a small model needs many epochs).
+        max_tilt: the largest tilt of an upright shape, in degrees.
         train_per_class, val_per_class, test_per_class: items of each class per split.
         scale_range: object radius after scaling (the outliers fill the unit ball).
         noise_max: the std of the Gaussian noise on object points is drawn from [0, noise_max].
@@ -249,6 +272,8 @@ class Shapes3DConfig:
 
     num_points: int = 1024
     data_seed: int = 0
+    rotation: str = "upright"
+    max_tilt: float = 30.0
     train_per_class: int = 200
     val_per_class: int = 50
     test_per_class: int = 50
@@ -261,6 +286,8 @@ class Shapes3DConfig:
     def __post_init__(self) -> None:
         if self.num_points < 2:
             raise ValueError(f"shapes3d num_points must be at least 2, got {self.num_points}")
+        if self.rotation not in ROTATIONS:
+            raise ValueError(f"shapes3d rotation={self.rotation!r} is unknown; choose one of {', '.join(ROTATIONS)}")
         if min(self.train_per_class, self.val_per_class, self.test_per_class) <= 0:
             raise ValueError("shapes3d needs at least one item per class in every split")
         if not 0 < self.scale_range[0] <= self.scale_range[1] <= 1:
@@ -290,7 +317,8 @@ def make_shape(label: int, rng: np.random.Generator, cfg: Shapes3DConfig) -> tup
     surface = SHAPES[CLASS_NAMES[label]](rng, 2 * num_object).astype(np.float64)
     surface -= (surface.max(axis=0) + surface.min(axis=0)) / 2
     surface /= np.linalg.norm(surface, axis=1).max()
-    surface = surface @ random_rotation(rng).T
+    rotation = random_rotation(rng) if cfg.rotation == "so3" else upright_rotation(rng, cfg.max_tilt)
+    surface = surface @ rotation.T
     if rng.random() < cfg.partial_prob:
         # A scan from one side: keep the points on one side of a random plane.
         keep = max(num_object, int(round(rng.uniform(*cfg.keep_range) * len(surface))))
@@ -353,4 +381,4 @@ def build_shapes3d(
 
 
 __all__ = ["Shapes3D", "Shapes3DConfig", "build_shapes3d", "make_shape", "CLASS_NAMES", "SHAPES",
-           "revolve", "union_of_boxes", "random_rotation"]
+           "revolve", "union_of_boxes", "random_rotation", "upright_rotation", "ROTATIONS"]
