@@ -18,6 +18,7 @@ RUNS: dict[str, list[str]] = {
     "throughput": ["throughput.py"],
     "throughput_vit32": ["throughput.py", "--config", "defaults", "--name", "throughput_vit32",
                          "--batch", "32", "--rounds", "12"],
+    "points_ops": ["points_ops.py"],
 }
 
 

@@ -1,0 +1,388 @@
+"""Point-BERT's encoder (Yu et al., CVPR 2022) as an lm4vis host, and its released checkpoints.
+
+A cloud becomes tokens in three steps: farthest point sampling picks ``num_groups`` centres and
+each takes its ``group_size`` nearest points, relative to the centre (`PointGrouper`); a
+mini-PointNet shared by all groups turns each neighbourhood into one feature
+(`PointNetTokenizer`); a linear layer brings features to ``embed_dim``. A CLS token leads them,
+an MLP of each centre's xyz is the position embedding (added before every block, as Point-BERT
+does), and timm ViT blocks follow. The LM slot sits after the last block, where Pang et al. put
+the frozen LM layer; then the final norm, and the head over [CLS, max over group tokens].
+
+``load_pointbert_checkpoint`` reads Point-BERT's released files (``Point-BERT.pth`` from
+pre-training, and the ModelNet40 / ScanObjectNN fine-tuned ones) by an explicit name table,
+checking every shape and reporting every key it did not use.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+import torch
+from timm.layers import trunc_normal_
+from timm.models.vision_transformer import Block
+from torch import Tensor, nn
+
+from ..ops import Groups, farthest_point_sample, group_points
+from .slot import LMSlot
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PointBERTConfig:
+    """Sizes of a Point-BERT encoder; the defaults are the released fine-tuning models'.
+
+    Args:
+        num_classes: classes of the head (ModelNet40 40, ScanObjectNN 15).
+        in_chans: channels per point the tokenizer reads (3 = xyz; 6 with normals).
+        num_groups: centres taken by farthest point sampling (tokens besides CLS).
+        group_size: neighbours per centre.
+        tokenizer_dims: the mini-PointNet's widths: per-point hidden and output, then the
+            hidden width after each point is joined with its group's max-pooled feature.
+        encoder_dim: width of a group's feature (Point-BERT's ``encoder_dims``).
+        embed_dim: token width of the transformer.
+        depth: transformer blocks.
+        num_heads: attention heads.
+        mlp_ratio: hidden width of the blocks' MLPs over ``embed_dim``.
+        qkv_bias: bias on the query/key/value projection (Point-BERT: none).
+        drop_path_rate: stochastic depth of the last block (linear from 0).
+        pos_hidden_dim: hidden width of the position MLP.
+        head_hidden_dim: hidden width of the classification head.
+        head_dropout: dropout inside the head.
+    """
+
+    num_classes: int = 40
+    in_chans: int = 3
+    num_groups: int = 64
+    group_size: int = 32
+    tokenizer_dims: tuple[int, int, int] = (128, 256, 512)
+    encoder_dim: int = 256
+    embed_dim: int = 384
+    depth: int = 12
+    num_heads: int = 6
+    mlp_ratio: float = 4.0
+    qkv_bias: bool = False
+    drop_path_rate: float = 0.1
+    pos_hidden_dim: int = 128
+    head_hidden_dim: int = 256
+    head_dropout: float = 0.5
+
+    def __post_init__(self) -> None:
+        self.tokenizer_dims = tuple(self.tokenizer_dims)  # a YAML list is fine too
+        if len(self.tokenizer_dims) != 3:
+            raise ValueError(f"tokenizer_dims needs 3 widths (point hidden, point out, context hidden), "
+                             f"got {self.tokenizer_dims}")
+        sizes = dict(num_classes=self.num_classes, num_groups=self.num_groups, group_size=self.group_size,
+                     encoder_dim=self.encoder_dim, embed_dim=self.embed_dim, depth=self.depth,
+                     num_heads=self.num_heads, pos_hidden_dim=self.pos_hidden_dim,
+                     head_hidden_dim=self.head_hidden_dim)
+        bad = {k: v for k, v in sizes.items() if v <= 0} | {"tokenizer_dims": d for d in self.tokenizer_dims if d <= 0}
+        if bad:
+            raise ValueError(f"PointBERTConfig sizes must be positive: {bad}")
+        if self.in_chans < 3:
+            raise ValueError(f"in_chans must be at least 3 (x, y, z), got {self.in_chans}")
+        if self.embed_dim % self.num_heads:
+            raise ValueError(f"embed_dim={self.embed_dim} is not a multiple of num_heads={self.num_heads}")
+
+
+class PointGrouper(nn.Module):
+    """FPS centres and their kNN neighbourhoods, relative to the centre.
+
+    A forward hook on this module sees every batch's `Groups` (centres and member indices):
+    the way for an analysis to map tokens back onto points.
+
+    Args:
+        num_groups: centres per cloud.
+        group_size: neighbours per centre.
+    """
+
+    def __init__(self, num_groups: int, group_size: int) -> None:
+        super().__init__()
+        self.num_groups, self.group_size = num_groups, group_size
+
+    def forward(self, points: Tensor) -> Groups:
+        num_points = points.shape[1]
+        if num_points < max(self.num_groups, self.group_size):
+            raise ValueError(
+                f"a cloud of {num_points} points cannot make {self.num_groups} groups of {self.group_size}; "
+                f"give at least {max(self.num_groups, self.group_size)} points or shrink num_groups/group_size"
+            )
+        # Point-BERT's CUDA kernel starts FPS at point 0; so does this.
+        return group_points(points, farthest_point_sample(points, self.num_groups), self.group_size)
+
+    def extra_repr(self) -> str:
+        return f"num_groups={self.num_groups}, group_size={self.group_size}"
+
+
+class PointNetTokenizer(nn.Module):
+    """One feature per neighbourhood, shared across groups: a per-point MLP, max-pool, the
+    pooled feature joined to every point, a second MLP, max-pool (Point-BERT's ``Encoder``).
+
+    Args:
+        in_chans: channels per point.
+        dims: (point hidden, point out, context hidden) widths.
+        out_dim: feature width.
+    """
+
+    def __init__(self, in_chans: int, dims: tuple[int, int, int], out_dim: int) -> None:
+        super().__init__()
+        hidden, point_dim, context_dim = dims
+        # 1x1 convolutions over (groups, channels, points): the layout of the released weights.
+        self.point_mlp = nn.Sequential(nn.Conv1d(in_chans, hidden, 1), nn.BatchNorm1d(hidden), nn.ReLU(inplace=True),
+                                       nn.Conv1d(hidden, point_dim, 1))
+        self.context_mlp = nn.Sequential(nn.Conv1d(2 * point_dim, context_dim, 1), nn.BatchNorm1d(context_dim),
+                                         nn.ReLU(inplace=True), nn.Conv1d(context_dim, out_dim, 1))
+        self.out_dim = out_dim
+
+    def forward(self, neighbourhoods: Tensor) -> Tensor:
+        """``(B, G, k, C)`` -> ``(B, G, out_dim)``."""
+        batch, groups, k, chans = neighbourhoods.shape
+        x = self.point_mlp(neighbourhoods.reshape(batch * groups, k, chans).transpose(1, 2))  # (BG, D, k)
+        pooled = x.amax(dim=2, keepdim=True)
+        x = self.context_mlp(torch.cat([pooled.expand(-1, -1, k), x], dim=1))
+        return x.amax(dim=2).view(batch, groups, self.out_dim)
+
+
+class PointBERT(nn.Module):
+    """Point-BERT's classification encoder with an `LMSlot` after its last block.
+
+    Args:
+        cfg: the sizes.
+    """
+
+    def __init__(self, cfg: PointBERTConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.embed_dim = cfg.embed_dim  # read by lm4vis.attach to size the LM block's adapters
+        self.num_classes = cfg.num_classes
+        self.num_prefix_tokens = 1
+        self.grouper = PointGrouper(cfg.num_groups, cfg.group_size)
+        self.tokenizer = PointNetTokenizer(cfg.in_chans, cfg.tokenizer_dims, cfg.encoder_dim)
+        self.token_proj = nn.Linear(cfg.encoder_dim, cfg.embed_dim)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, cfg.embed_dim))
+        self.cls_pos = nn.Parameter(torch.zeros(1, 1, cfg.embed_dim))
+        self.pos_embed = nn.Sequential(nn.Linear(3, cfg.pos_hidden_dim), nn.GELU(),
+                                       nn.Linear(cfg.pos_hidden_dim, cfg.embed_dim))
+        # Linear from 0 to drop_path_rate over the blocks (torch.linspace's values, in Python so
+        # that a model built on the meta device needs no data).
+        drop_path = [cfg.drop_path_rate * i / max(cfg.depth - 1, 1) for i in range(cfg.depth)]
+        self.blocks = nn.ModuleList(
+            # torch's LayerNorm (eps 1e-5) as Point-BERT's blocks have, not timm's default (1e-6).
+            Block(cfg.embed_dim, cfg.num_heads, mlp_ratio=cfg.mlp_ratio, qkv_bias=cfg.qkv_bias,
+                  drop_path=rate, norm_layer=nn.LayerNorm)
+            for rate in drop_path
+        )
+        self.lm_slot = LMSlot(cfg.embed_dim)
+        self.norm = nn.LayerNorm(cfg.embed_dim)
+        self.head = nn.Sequential(nn.Linear(2 * cfg.embed_dim, cfg.head_hidden_dim), nn.ReLU(inplace=True),
+                                  nn.Dropout(cfg.head_dropout), nn.Linear(cfg.head_hidden_dim, cfg.num_classes))
+        self.reset_parameters()
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        """The initialisation of Point-BERT's pre-training transformer (and of Point-MAE's
+        classifier): truncated normal (std 0.02) for linear and 1x1-convolution weights and the
+        learned tokens, zero biases, unit norms."""
+        trunc_normal_(self.cls_token, std=0.02)
+        trunc_normal_(self.cls_pos, std=0.02)
+        for m in self.modules():
+            if isinstance(m, (nn.Linear, nn.Conv1d)):
+                trunc_normal_(m.weight, std=0.02)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.LayerNorm):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+
+    def no_weight_decay(self) -> set[str]:
+        return {"cls_token", "cls_pos"}
+
+    def forward_tokens(self, points: Tensor) -> tuple[Tensor, Tensor]:
+        """Normalised tokens and the group centres they came from.
+
+        Args:
+            points: ``(B, N, in_chans)``, xyz first; any ``N >= max(num_groups, group_size)``.
+
+        Returns:
+            ``tokens (B, 1 + num_groups, embed_dim)`` (CLS first) and ``centres (B, num_groups, 3)``.
+        """
+        if points.dim() != 3 or points.shape[-1] != self.cfg.in_chans:
+            raise ValueError(f"PointBERT needs points (B, N, {self.cfg.in_chans}), got {tuple(points.shape)}")
+        groups = self.grouper(points)
+        x = self.token_proj(self.tokenizer(groups.neighbourhoods))
+        batch = x.shape[0]
+        x = torch.cat([self.cls_token.expand(batch, -1, -1), x], dim=1)
+        pos = torch.cat([self.cls_pos.expand(batch, -1, -1), self.pos_embed(groups.centres)], dim=1)
+        for block in self.blocks:
+            x = block(x + pos)
+        x = self.lm_slot(x)
+        return self.norm(x), groups.centres
+
+    def forward_features(self, points: Tensor) -> Tensor:
+        """``(B, N, in_chans)`` -> normalised tokens ``(B, 1 + num_groups, embed_dim)``."""
+        return self.forward_tokens(points)[0]
+
+    def forward_head(self, tokens: Tensor, pre_logits: bool = False) -> Tensor:
+        """Logits ``(B, num_classes)`` from [CLS, max over group tokens] (or that
+        ``(B, 2 * embed_dim)`` feature when ``pre_logits``)."""
+        feature = torch.cat([tokens[:, 0], tokens[:, 1:].amax(dim=1)], dim=-1)
+        return feature if pre_logits else self.head(feature)
+
+    def forward(self, points: Tensor) -> Tensor:
+        return self.forward_head(self.forward_features(points))
+
+
+# -- released checkpoints ---------------------------------------------------------------------------
+#: Point-BERT's ``PointTransformer`` names (after ``module.``/``base_model.``/``transformer_q.``
+#: are stripped) -> this module's. Blocks keep their inner names: timm's Block has Point-BERT's.
+KEY_MAP: tuple[tuple[str, str], ...] = (
+    ("cls_token", "cls_token"),
+    ("cls_pos", "cls_pos"),
+    ("encoder.first_conv.", "tokenizer.point_mlp."),
+    ("encoder.second_conv.", "tokenizer.context_mlp."),
+    ("reduce_dim.", "token_proj."),
+    ("pos_embed.", "pos_embed."),
+    ("blocks.blocks.", "blocks."),
+    ("norm.", "norm."),
+    ("cls_head_finetune.", "head."),
+)
+#: Parts of ``Point-BERT.pth`` that only pre-training uses: the momentum encoder, the dVAE
+#: tokenizer, the MoCo queue, the mask token, and the token-prediction and contrastive heads.
+PRETRAINING_ONLY: tuple[str, ...] = ("transformer_k.", "dvae.", "queue", "queue_ptr", "mask_token",
+                                     "lm_head.", "cls_head.")
+
+
+class CheckpointMismatchError(ValueError):
+    """A checkpoint that does not fit the model under ``strict=True``; the message lists why."""
+
+
+@dataclass
+class LoadReport:
+    """What `load_pointbert_checkpoint` did.
+
+    Args:
+        loaded: model keys set from the checkpoint.
+        missing: model keys the checkpoint has no tensor for (left at their initialisation).
+        unused: checkpoint keys that map to nothing in the model.
+        mismatched: (model key, checkpoint shape, model shape) of tensors not loaded.
+        pretraining_only: checkpoint keys of pre-training-only parts, set aside.
+    """
+
+    loaded: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    unused: list[str] = field(default_factory=list)
+    mismatched: list[tuple[str, tuple[int, ...], tuple[int, ...]]] = field(default_factory=list)
+    pretraining_only: list[str] = field(default_factory=list)
+
+    @property
+    def clean(self) -> bool:
+        return not (self.missing or self.unused or self.mismatched)
+
+    def __str__(self) -> str:
+        lines = [f"loaded {len(self.loaded)} tensors; {len(self.pretraining_only)} pre-training-only set aside"]
+        for title, keys in (("missing (left at init)", self.missing), ("unused", self.unused)):
+            if keys:
+                lines.append(f"{title}: {', '.join(keys)}")
+        for key, got, want in self.mismatched:
+            lines.append(f"shape mismatch: {key}: checkpoint {list(got)}, model {list(want)}")
+        return "\n".join(lines)
+
+
+def _strip(key: str) -> str:
+    while key.startswith("module."):  # DataParallel / DDP wrappers, possibly nested
+        key = key[len("module."):]
+    for prefix in ("base_model.", "transformer_q."):
+        if key.startswith(prefix):
+            key = key[len(prefix):]
+    return key
+
+
+def map_pointbert_keys(state: dict[str, Tensor]) -> tuple[dict[str, Tensor], list[str], list[str]]:
+    """Rename a Point-BERT state dict to `PointBERT`'s names.
+
+    Args:
+        state: the checkpoint's tensors under Point-BERT's names.
+
+    Returns:
+        (tensors under this module's names, pre-training-only keys, keys matching nothing).
+    """
+    mapped, pretraining, unknown = {}, [], []
+    for key, tensor in state.items():
+        name = _strip(key)
+        if name.startswith(PRETRAINING_ONLY):
+            pretraining.append(key)
+            continue
+        for theirs, ours in KEY_MAP:
+            if name == theirs or (theirs.endswith(".") and name.startswith(theirs)):
+                mapped[ours + name[len(theirs):]] = tensor
+                break
+        else:
+            unknown.append(key)
+    return mapped, pretraining, unknown
+
+
+def read_pointbert_state(path: str | Path) -> dict[str, Tensor]:
+    """The tensors of a Point-BERT checkpoint file, read without running any pickled code.
+
+    The released files are dicts with the weights under ``base_model`` (Point-BERT's trainer;
+    also ``model`` in other forks), beside the optimizer state, epoch and metrics.
+
+    Args:
+        path: the ``.pth`` file.
+    """
+    ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    if isinstance(ckpt, dict):
+        for key in ("base_model", "model", "state_dict"):
+            if isinstance(ckpt.get(key), dict):
+                return ckpt[key]
+        if ckpt and all(isinstance(v, Tensor) for v in ckpt.values()):
+            return ckpt
+    found = sorted(ckpt) if isinstance(ckpt, dict) else type(ckpt).__name__
+    raise CheckpointMismatchError(
+        f"{path}: no state dict under 'base_model', 'model' or 'state_dict' (found {found}); "
+        "is this a Point-BERT checkpoint?"
+    )
+
+
+def load_pointbert_checkpoint(model: PointBERT, path: str | Path, strict: bool = True) -> LoadReport:
+    """Load a released Point-BERT checkpoint into ``model``.
+
+    Tensors of a wrong shape are never loaded. Under ``strict`` any missing, unused or
+    mismatched key refuses the whole file (the model is left untouched); ``Point-BERT.pth``
+    (pre-training) has no classification head, so fine-tuning from it needs ``strict=False``,
+    and the report lists the head as missing.
+
+    Args:
+        model: the encoder to fill.
+        path: ``Point-BERT.pth`` or a fine-tuned ``.pth``.
+        strict: refuse any mismatch.
+    """
+    mapped, pretraining, unknown = map_pointbert_keys(read_pointbert_state(path))
+    own = model.state_dict()
+    report = LoadReport(pretraining_only=pretraining, unused=list(unknown))
+    usable = {}
+    for key, tensor in mapped.items():
+        if key not in own:
+            report.unused.append(key)
+        elif tensor.shape != own[key].shape:
+            report.mismatched.append((key, tuple(tensor.shape), tuple(own[key].shape)))
+        else:
+            usable[key] = tensor
+    # The LM slot's block (if filled) is not Point-BERT's to provide.
+    report.missing = [k for k in own if k not in mapped and not k.startswith("lm_slot.")]
+    if strict and not report.clean:
+        hint = ""
+        if any(k.startswith("head.3.") for k, _, _ in report.mismatched):
+            classes = next(got[0] for k, got, _ in report.mismatched if k.startswith("head.3."))
+            hint = f"\nthe checkpoint's head has {classes} classes: build PointBERTConfig(num_classes={classes})"
+        raise CheckpointMismatchError(f"{path} does not fit this PointBERT (strict=True):\n{report}{hint}")
+    model.load_state_dict(usable, strict=False)
+    report.loaded = sorted(usable)
+    log.info("%s: %s", path, report)
+    return report
+
+
+__all__ = ["PointBERTConfig", "PointBERT", "PointGrouper", "PointNetTokenizer", "load_pointbert_checkpoint",
+           "read_pointbert_state", "map_pointbert_keys", "LoadReport", "CheckpointMismatchError", "KEY_MAP",
+           "PRETRAINING_ONLY"]
