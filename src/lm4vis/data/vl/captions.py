@@ -50,27 +50,29 @@ class ItemView(Dataset):
 
 
 class CaptionDataset(Dataset):
-    """Base of the caption datasets: subclasses fill the caption table and read images.
+    """Base of the caption datasets: subclasses give the caption table, texts and images.
 
     Args:
         info: the dataset's description.
         skips: the dataset's skip log (counts made while indexing).
         tokenizer: the caption tokeniser.
-        captions: caption texts, in split order.
-        caption_image: image index of every caption.
+        caption_image: image index of every caption, in split order.
         max_length: longest caption kept, in tokens.
     """
 
     def __init__(self, info: CaptionInfo, skips: SkipLog, tokenizer: TextTokenizer,
-                 captions: list[str], caption_image: np.ndarray, max_length: int) -> None:
-        if len(captions) != len(caption_image):
-            raise ValueError(f"{len(captions)} captions but {len(caption_image)} image indices")
+                 caption_image: np.ndarray, max_length: int) -> None:
+        if len(caption_image) != info.num_captions:
+            raise ValueError(f"{info.num_captions} captions but {len(caption_image)} image indices")
         self.info, self.skips, self.tokenizer = info, skips, tokenizer
-        self.captions = captions
         self.caption_image = torch.as_tensor(caption_image, dtype=torch.long)
         self.max_length = max_length
 
     # -- what a subclass provides ---------------------------------------------------------
+    def caption_text(self, caption_index: int) -> str:
+        """The text of caption ``caption_index``."""
+        raise NotImplementedError
+
     def _image_item(self, image_index: int) -> dict[str, Tensor] | Skipped:
         """``image`` and any other per-image keys of image ``image_index``, or a marker."""
         raise NotImplementedError
@@ -81,11 +83,11 @@ class CaptionDataset(Dataset):
 
     # -- items --------------------------------------------------------------------------
     def __len__(self) -> int:
-        return len(self.captions)
+        return self.info.num_captions
 
     def caption_item(self, index: int) -> dict[str, Tensor]:
         """``input_ids``, ``image_index``, ``caption_index`` and extras of caption ``index``."""
-        return {"input_ids": torch.tensor(self.tokenizer.encode(self.captions[index], self.max_length)),
+        return {"input_ids": torch.tensor(self.tokenizer.encode(self.caption_text(index), self.max_length)),
                 "image_index": self.caption_image[index].clone(),
                 "caption_index": torch.tensor(index),
                 **self._caption_extras(index)}

@@ -143,7 +143,7 @@ class KarpathyCaptions(CaptionDataset):
         missing_set = set(missing)
 
         self.image_paths: list[Path] = []
-        captions: list[str] = []
+        self.captions: list[str] = []
         caption_image: list[int] = []
         for entry, path in zip(chosen, paths):
             if path in missing_set:
@@ -158,12 +158,15 @@ class KarpathyCaptions(CaptionDataset):
             if not texts:
                 skips.skip("image-without-caption", f"{entry['filename']} has no non-empty caption")
                 continue
-            captions.extend(texts)
+            self.captions.extend(texts)
             caption_image.extend([len(self.image_paths)] * len(texts))
             self.image_paths.append(path)
-        info = CaptionInfo(NAME, cfg.image_size, len(self.image_paths), len(captions),
+        info = CaptionInfo(NAME, cfg.image_size, len(self.image_paths), len(self.captions),
                            tokenizer.vocab_size, tokenizer.pad_id)
-        super().__init__(info, skips, tokenizer, captions, np.array(caption_image, np.int64), cfg.max_length)
+        super().__init__(info, skips, tokenizer, np.array(caption_image, np.int64), cfg.max_length)
+
+    def caption_text(self, caption_index: int) -> str:
+        return self.captions[caption_index]
 
     def _image_item(self, image_index: int) -> dict[str, Tensor] | Skipped:
         image = read_image_or_skip(self.image_paths[image_index], self.cfg.image_size,
