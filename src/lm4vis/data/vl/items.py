@@ -38,6 +38,7 @@ class VQAInfo:
         vocab_size: size of the text tokeniser's vocabulary.
         pad_id: the id padded question tokens carry.
         max_objects: objects per scene in the ``boxes`` / ``object_masks`` keys (0: none).
+        in_chans: image channels (RGB).
     """
 
     name: str
@@ -70,6 +71,7 @@ class CaptionInfo:
         vocab_size: size of the text tokeniser's vocabulary.
         pad_id: the id padded caption tokens carry.
         max_objects: objects per scene in the ``boxes`` / ``object_masks`` keys (0: none).
+        in_chans: image channels (RGB).
     """
 
     name: str

@@ -37,6 +37,8 @@ NUMBER_WORDS: tuple[str, ...] = ("no", "one", "two", "three", "four", "five", "s
 #: relation -> (coordinate, True when the first object has the smaller coordinate)
 _BESIDE = {"to the left of": (0, True), "to the right of": (0, False), "above": (1, True), "below": (1, False)}
 _EXTREMES = {"leftmost": (0, False), "rightmost": (0, True), "topmost": (1, False), "bottommost": (1, True)}
+#: Scenes per split when the config gives none (Flickr30k's test split has 1,000 images).
+DEFAULT_SIZES: dict[str, int] = {"train": 10_000, "val": 1_000, "test": 1_000}
 
 
 @dataclass(frozen=True)
@@ -53,7 +55,7 @@ class ShapesCaptionsConfig:
 
     Args:
         split: train, val or test.
-        num_images: scenes in the split; None takes ``default_sizes[split]``.
+        num_images: scenes in the split; None takes `DEFAULT_SIZES`.
         captions_per_image: captions of every scene (five, like Flickr30k and COCO).
         sentences_per_caption: sentences of different kinds in each caption.
         image_size: side of the rendered square images.
@@ -72,14 +74,13 @@ class ShapesCaptionsConfig:
     scene: SceneConfig = field(default_factory=SceneConfig)
     max_length: int = 40
     with_masks: bool = False
-    default_sizes: dict[str, int] = field(default_factory=lambda: {"train": 10_000, "val": 1_000, "test": 1_000})
 
     def __post_init__(self) -> None:
         check_split(self.split)
         if isinstance(self.scene, dict):  # from YAML
             self.scene = SceneConfig(**self.scene)
         if self.num_images is None:
-            self.num_images = self.default_sizes[self.split]
+            self.num_images = DEFAULT_SIZES[self.split]
         if self.num_images < 1 or self.captions_per_image < 1:
             raise ValueError(f"{NAME}: num_images and captions_per_image must be positive")
         if not 1 <= self.sentences_per_caption <= len(SENTENCE_KINDS):

@@ -45,6 +45,8 @@ _EXTREMES = {"leftmost": (0, False), "rightmost": (0, True), "topmost": (1, Fals
 #: coordinate -> (the question's wording, answer below the middle, answer above it)
 _AXES = {"x": ("on the left or on the right", "left", "right"), "y": ("at the top or at the bottom", "top", "bottom")}
 _SCENE_TRIES = 1000
+#: Questions per split when the config gives none.
+DEFAULT_SIZES: dict[str, int] = {"train": 20_000, "val": 2_000, "test": 2_000}
 
 
 @dataclass(frozen=True)
@@ -74,7 +76,7 @@ class ShapesVQAConfig:
 
     Args:
         split: train, val or test (different seeds streams; same distribution).
-        num_items: questions in the split; None takes ``default_sizes[split]``.
+        num_items: questions in the split; None takes `DEFAULT_SIZES`.
         image_size: side of the rendered square images.
         seed: the dataset seed; item ``i`` depends on (seed, split, i) only.
         scene: how scenes are drawn.
@@ -89,14 +91,13 @@ class ShapesVQAConfig:
     scene: SceneConfig = field(default_factory=SceneConfig)
     max_length: int = 24
     with_masks: bool = False
-    default_sizes: dict[str, int] = field(default_factory=lambda: {"train": 20_000, "val": 2_000, "test": 2_000})
 
     def __post_init__(self) -> None:
         check_split(self.split)
         if isinstance(self.scene, dict):  # from YAML
             self.scene = SceneConfig(**self.scene)
         if self.num_items is None:
-            self.num_items = self.default_sizes[self.split]
+            self.num_items = DEFAULT_SIZES[self.split]
         if self.num_items < 1 or self.image_size < 8:
             raise ValueError(f"{NAME}: num_items must be positive and image_size at least 8")
         if self.max_length < 3:
