@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -47,7 +47,6 @@ class VQAv2Release:
     and ``{folder}/COCO_{folder}_{image_id:012d}.jpg`` as the release has them."""
 
     root: Path
-    written: list[Path] = field(default_factory=list)
 
     FILES = {"train": ("train2014", "train2014"), "val": ("val2014", "val2014"),
              "test-dev": ("test-dev2015", "test2015"), "test": ("test2015", "test2015")}
