@@ -25,6 +25,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
+from functools import lru_cache
 
 import torch
 from torch import Tensor
@@ -102,6 +103,9 @@ def _strip_punctuation(text: str) -> str:
     return _PERIOD.sub("", out)
 
 
+# VQAv2's 4.4M training answers hold about 200k distinct strings ("yes" alone is a third), so
+# normalising each distinct string once makes indexing the training set several times faster.
+@lru_cache(maxsize=1 << 18)
 def normalize_answer(answer: str) -> str:
     """The official normalisation of one answer (punctuation, digits, articles, contractions).
 
