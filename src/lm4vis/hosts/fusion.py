@@ -1,0 +1,321 @@
+"""Vision-language hosts: METER-style co-attention fusion for VQA, and a dual encoder for
+image-text retrieval, each with `LMSlot` s where the paper puts the frozen LM block.
+
+`CoAttentionFusion` (Dou et al., METER, CVPR 2022)::
+
+    image -> timm ViT -> image_lm_slot -> proj --> image layers -> fusion_lm_slot -> pool --+
+                                                      ^   |                                 +-> classifier
+    text  -> text encoder -------------> proj --> text layers -----------------------> pool --+
+
+    a layer: self-attention -> cross-attention to the other stream -> FFN
+
+Each co-attention layer is transformers' ``BertLayer`` built with ``add_cross_attention``; the
+two streams are updated in parallel from the previous layer's outputs, as in METER. The two
+slots are the placements to compare: on the visual tokens after the image encoder (after its
+last block and final norm) and on the visual stream after the fusion. Both stay identities
+until `lm4vis.attach` fills them, so the baseline is the same module tree minus the block.
+
+`DualEncoder`: image and text encoders, each pooled from its first token and projected into one
+space; cosine similarities scaled by a learned temperature, trained with symmetric InfoNCE.
+
+Images come in normalised (float [B, 3, H, W]); token ids and ``text_padding_mask`` (True =
+padding) as `lm4vis.data.vl.collate_vl` makes them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .slot import LMSlot
+from .vit import HostConfig, build_host
+
+
+def _default_image() -> HostConfig:
+    return HostConfig(name="vit_tiny_patch16_224", img_size=64, patch_size=8, in_chans=3, num_classes=0)
+
+
+@dataclass
+class TextEncoderConfig:
+    """A text encoder: a small BERT from these sizes, or a pretrained one from a local folder.
+
+    Args:
+        vocab_size: token vocabulary (the dataset's ``info.vocab_size``); read from the
+            checkpoint when ``pretrained`` is set.
+        pad_id: the padding id (the dataset's ``info.pad_id``).
+        embed_dim, depth, num_heads, mlp_ratio: sizes of the small BERT.
+        max_length: positions it can embed (at least the datasets' ``max_length``).
+        dropout: hidden and attention dropout.
+        pretrained: a local transformers folder (``AutoModel.from_pretrained``) instead of a
+            small random BERT; its own config then sets every size.
+    """
+
+    vocab_size: int = 0
+    pad_id: int = 0
+    embed_dim: int = 192
+    depth: int = 2
+    num_heads: int = 3
+    mlp_ratio: float = 4.0
+    max_length: int = 64
+    dropout: float = 0.0
+    pretrained: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.pretrained is not None:
+            return  # the checkpoint's config sets the sizes
+        if self.vocab_size < 1:
+            raise ValueError("text.vocab_size must be set (from the dataset's info.vocab_size)")
+        if not 0 <= self.pad_id < self.vocab_size:
+            raise ValueError(f"text.pad_id={self.pad_id} is outside the vocabulary of {self.vocab_size}")
+        if self.embed_dim % self.num_heads:
+            raise ValueError(f"text.embed_dim={self.embed_dim} is not a multiple of num_heads={self.num_heads}")
+
+
+@dataclass
+class FusionConfig:
+    """A METER-style co-attention model.
+
+    Args:
+        image: the image encoder (a timm ViT; its classifier is not built).
+        text: the text encoder.
+        num_answers: outputs of the answer classifier (the dataset's ``info.num_answers``).
+        embed_dim: width of the co-attention layers.
+        depth: co-attention layers per modality.
+        num_heads: attention heads of the co-attention layers.
+        mlp_ratio: FFN width over ``embed_dim``.
+        dropout: dropout of the co-attention layers.
+    """
+
+    image: HostConfig = field(default_factory=_default_image)
+    text: TextEncoderConfig = field(default_factory=TextEncoderConfig)
+    num_answers: int = 0
+    embed_dim: int = 192
+    depth: int = 2
+    num_heads: int = 4
+    mlp_ratio: float = 4.0
+    dropout: float = 0.0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.image, dict):  # from YAML
+            self.image = HostConfig(**self.image)
+        if isinstance(self.text, dict):
+            self.text = TextEncoderConfig(**self.text)
+        if self.num_answers < 1:
+            raise ValueError("num_answers must be set (from the dataset's info.num_answers)")
+        if self.embed_dim % self.num_heads:
+            raise ValueError(f"embed_dim={self.embed_dim} is not a multiple of num_heads={self.num_heads}")
+        if self.depth < 1:
+            raise ValueError(f"depth must be at least 1, got {self.depth}")
+
+
+@dataclass
+class DualEncoderConfig:
+    """Two towers for retrieval.
+
+    Args:
+        image: the image encoder (a timm ViT; its classifier is not built).
+        text: the text encoder.
+        embed_dim: width of the joint space.
+        temperature: initial softmax temperature (CLIP's 0.07).
+        max_logit_scale: cap of 1 / temperature, so training cannot make it blow up (CLIP's 100).
+    """
+
+    image: HostConfig = field(default_factory=_default_image)
+    text: TextEncoderConfig = field(default_factory=TextEncoderConfig)
+    embed_dim: int = 128
+    temperature: float = 0.07
+    max_logit_scale: float = 100.0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.image, dict):
+            self.image = HostConfig(**self.image)
+        if isinstance(self.text, dict):
+            self.text = TextEncoderConfig(**self.text)
+        if self.temperature <= 0 or 1 / self.temperature > self.max_logit_scale:
+            raise ValueError(f"temperature={self.temperature} must be positive with 1/temperature "
+                             f"<= max_logit_scale={self.max_logit_scale}")
+
+
+def build_image_encoder(cfg: HostConfig) -> nn.Module:
+    """The timm ViT of ``cfg`` without its classifier; ``forward_features`` gives its tokens."""
+    return build_host(replace(cfg, num_classes=0))
+
+
+class TextEncoder(nn.Module):
+    """Token ids -> contextual token features [B, L, width] (bidirectional, padding ignored).
+
+    Args:
+        cfg: a small BERT's sizes, or a local pretrained folder.
+    """
+
+    def __init__(self, cfg: TextEncoderConfig) -> None:
+        super().__init__()
+        from transformers import AutoModel, BertConfig, BertModel
+
+        if cfg.pretrained is not None:
+            self.model = AutoModel.from_pretrained(cfg.pretrained, local_files_only=True)
+        else:
+            self.model = BertModel(BertConfig(
+                vocab_size=cfg.vocab_size, hidden_size=cfg.embed_dim, num_hidden_layers=cfg.depth,
+                num_attention_heads=cfg.num_heads, intermediate_size=round(cfg.embed_dim * cfg.mlp_ratio),
+                max_position_embeddings=cfg.max_length, pad_token_id=cfg.pad_id, type_vocab_size=1,
+                hidden_dropout_prob=cfg.dropout, attention_probs_dropout_prob=cfg.dropout,
+            ), add_pooling_layer=False)
+        self.embed_dim: int = self.model.config.hidden_size
+
+    def forward(self, input_ids: Tensor, text_padding_mask: Tensor) -> Tensor:
+        return self.model(input_ids=input_ids, attention_mask=(~text_padding_mask).long()).last_hidden_state
+
+
+def additive_mask(padding_mask: Tensor, dtype: torch.dtype) -> Tensor:
+    """[B, K] bool (True = padding) -> [B, 1, 1, K] float: 0 to attend, the dtype's min to ignore."""
+    return torch.zeros(padding_mask.shape, dtype=dtype, device=padding_mask.device).masked_fill(
+        padding_mask, torch.finfo(dtype).min)[:, None, None, :]
+
+
+class Pooler(nn.Module):
+    """The first token through a linear layer and tanh (BERT's and METER's pooler)."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.dense = nn.Linear(dim, dim)
+
+    def forward(self, tokens: Tensor) -> Tensor:
+        return torch.tanh(self.dense(tokens[:, 0]))
+
+
+class CoAttentionFusion(nn.Module):
+    """METER-style VQA model: answer logits [B, num_answers] from an image and a question.
+
+    Args:
+        cfg: the model's configuration.
+    """
+
+    def __init__(self, cfg: FusionConfig) -> None:
+        super().__init__()
+        from transformers import BertConfig
+        from transformers.models.bert.modeling_bert import BertLayer
+
+        self.cfg = cfg
+        self.image_encoder = build_image_encoder(cfg.image)
+        self.image_lm_slot = LMSlot(self.image_encoder.embed_dim)
+        self.text_encoder = TextEncoder(cfg.text)
+        d = cfg.embed_dim
+        self.image_proj = nn.Linear(self.image_encoder.embed_dim, d)
+        self.text_proj = nn.Linear(self.text_encoder.embed_dim, d)
+        self.modality_embed = nn.Embedding(2, d)  # 0 text, 1 image: which stream a token is from
+        # BertLayer builds cross-attention only as a "decoder", whose self-attention SDPA would
+        # then run causally when given no mask: `forward` always passes masks, so it never is.
+        layer_cfg = BertConfig(hidden_size=d, num_attention_heads=cfg.num_heads,
+                               intermediate_size=round(d * cfg.mlp_ratio), is_decoder=True,
+                               add_cross_attention=True, hidden_dropout_prob=cfg.dropout,
+                               attention_probs_dropout_prob=cfg.dropout, attn_implementation="sdpa")
+        self.text_layers = nn.ModuleList(BertLayer(layer_cfg) for _ in range(cfg.depth))
+        self.image_layers = nn.ModuleList(BertLayer(layer_cfg) for _ in range(cfg.depth))
+        self.fusion_lm_slot = LMSlot(d)
+        self.text_pooler, self.image_pooler = Pooler(d), Pooler(d)
+        # METER's VQA head: 2d -> 2d -> answers, with LayerNorm and GELU between.
+        self.classifier = nn.Sequential(nn.Linear(2 * d, 2 * d), nn.LayerNorm(2 * d), nn.GELU(),
+                                        nn.Linear(2 * d, cfg.num_answers))
+
+    def forward_features(self, image: Tensor, input_ids: Tensor,
+                         text_padding_mask: Tensor) -> tuple[Tensor, Tensor]:
+        """Fused (text [B, L, d], image [B, N, d]) tokens.
+
+        Args:
+            image: float [B, 3, H, W], normalised.
+            input_ids: int64 [B, L].
+            text_padding_mask: bool [B, L], True = padding.
+        """
+        text = self.text_proj(self.text_encoder(input_ids, text_padding_mask))
+        visual = self.image_proj(self.image_lm_slot(self.image_encoder.forward_features(image)))
+        kinds = self.modality_embed.weight
+        text, visual = text + kinds[0], visual + kinds[1]
+        text_mask = additive_mask(text_padding_mask, text.dtype)
+        image_mask = additive_mask(
+            torch.zeros(visual.shape[:2], dtype=torch.bool, device=visual.device), visual.dtype)
+        for text_layer, image_layer in zip(self.text_layers, self.image_layers):
+            # Both streams read the other's output of the previous layer (METER's order).
+            text, visual = (
+                text_layer(text, text_mask, encoder_hidden_states=visual, encoder_attention_mask=image_mask),
+                image_layer(visual, image_mask, encoder_hidden_states=text, encoder_attention_mask=text_mask),
+            )
+        return text, self.fusion_lm_slot(visual)
+
+    def forward(self, image: Tensor, input_ids: Tensor, text_padding_mask: Tensor) -> Tensor:
+        """Answer logits [B, num_answers]; see `forward_features` for the arguments."""
+        text, visual = self.forward_features(image, input_ids, text_padding_mask)
+        return self.classifier(torch.cat([self.text_pooler(text), self.image_pooler(visual)], dim=-1))
+
+
+class DualEncoder(nn.Module):
+    """Image and text towers in one embedding space, for retrieval.
+
+    Args:
+        cfg: the model's configuration.
+    """
+
+    def __init__(self, cfg: DualEncoderConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.image_encoder = build_image_encoder(cfg.image)
+        self.image_lm_slot = LMSlot(self.image_encoder.embed_dim)
+        self.text_encoder = TextEncoder(cfg.text)
+        self.image_proj = nn.Linear(self.image_encoder.embed_dim, cfg.embed_dim, bias=False)
+        self.text_proj = nn.Linear(self.text_encoder.embed_dim, cfg.embed_dim, bias=False)
+        # Learned as log(1 / temperature), as CLIP does, so the scale stays positive.
+        self.log_logit_scale = nn.Parameter(torch.tensor(math.log(1 / cfg.temperature)))
+
+    @property
+    def logit_scale(self) -> Tensor:
+        return self.log_logit_scale.exp().clamp(max=self.cfg.max_logit_scale)
+
+    def encode_image(self, image: Tensor) -> Tensor:
+        """Unit-norm image embeddings [B, embed_dim] from the first (CLS) token."""
+        tokens = self.image_lm_slot(self.image_encoder.forward_features(image))
+        return F.normalize(self.image_proj(tokens[:, 0]), dim=-1)
+
+    def encode_text(self, input_ids: Tensor, text_padding_mask: Tensor) -> Tensor:
+        """Unit-norm text embeddings [B, embed_dim] from the first ([CLS]) token."""
+        return F.normalize(self.text_proj(self.text_encoder(input_ids, text_padding_mask)[:, 0]), dim=-1)
+
+    def forward(self, image: Tensor, input_ids: Tensor, text_padding_mask: Tensor) -> tuple[Tensor, Tensor]:
+        """(image embeddings, text embeddings) of paired images and captions."""
+        return self.encode_image(image), self.encode_text(input_ids, text_padding_mask)
+
+    def loss(self, image_embeds: Tensor, text_embeds: Tensor, image_ids: Tensor | None = None) -> Tensor:
+        """Symmetric InfoNCE of paired embeddings (row i of each is one pair).
+
+        Args:
+            image_embeds, text_embeds: [B, embed_dim], from `forward`.
+            image_ids: int64 [B], which image each pair shows; two captions of one image in a
+                batch are then not counted as each other's negatives.
+        """
+        return info_nce(image_embeds, text_embeds, self.logit_scale, image_ids)
+
+
+def info_nce(image_embeds: Tensor, text_embeds: Tensor, logit_scale: Tensor | float,
+             image_ids: Tensor | None = None) -> Tensor:
+    """Mean of the image->text and text->image cross-entropies over scaled cosine similarities.
+
+    Args:
+        image_embeds, text_embeds: unit-norm [B, D]; pair i is the positive of row i.
+        logit_scale: 1 / temperature.
+        image_ids: int64 [B]; off-diagonal pairs of the same image are left out of the softmax
+            (they are not negatives), when given.
+    """
+    logits = logit_scale * image_embeds @ text_embeds.T
+    if image_ids is not None:
+        same = image_ids[:, None] == image_ids[None, :]
+        same.fill_diagonal_(False)
+        logits = logits.masked_fill(same, float("-inf"))
+    labels = torch.arange(len(logits), device=logits.device)
+    return (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels)) / 2
+
+
+__all__ = ["TextEncoderConfig", "FusionConfig", "DualEncoderConfig", "build_image_encoder", "TextEncoder",
+           "CoAttentionFusion", "DualEncoder", "Pooler", "additive_mask", "info_nce"]
