@@ -9,14 +9,14 @@ import torch.nn.functional as F
 from lm4vis.block import FrozenLMBlock
 from lm4vis.hosts.fusion import (CoAttentionFusion, DualEncoder, DualEncoderConfig, FusionConfig,
                                  TextEncoderConfig, additive_mask, info_nce)
-from lm4vis.hosts.vit import HostConfig
+from lm4vis.hosts.configs import TimmViTConfig
 from lm4vis.lm import random_lm, tiny_config
 
 VOCAB, PAD, ANSWERS = 20, 0, 7
 
 
 def _image() -> HostConfig:
-    return HostConfig(name="vit_tiny_patch16_224", img_size=16, patch_size=8, in_chans=3, num_classes=0,
+    return TimmViTConfig(name="vit_tiny_patch16_224", img_size=16, patch_size=8, in_chans=3, num_classes=0,
                       kwargs=dict(embed_dim=24, depth=1, num_heads=2))
 
 

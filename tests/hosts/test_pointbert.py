@@ -87,13 +87,13 @@ def test_a_training_step_on_a_fixed_batch_lowers_the_loss():
     model = tiny(num_classes=ds.info.num_classes, head_dropout=0.0, drop_path_rate=0.0).train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
     losses = []
-    for _ in range(25):
+    for _ in range(60):  # enough steps that the drop does not hinge on the thread count's rounding
         loss = torch.nn.functional.cross_entropy(model(batch["points"]), batch["label"])
         opt.zero_grad()
         loss.backward()
         opt.step()
         losses.append(loss.item())
-    assert losses[-1] < 0.8 * losses[0], losses  # 2.64 -> 1.83 here
+    assert losses[-1] < 0.8 * losses[0], losses
 
 
 def test_config_checks():

@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor
-from torch.utils.data import Dataset
 
+from .indexed import IndexedDataset
 from .transforms import resize_image, resize_mask
 
 SPLITS = ("train", "val", "test")
@@ -65,7 +65,7 @@ def check_split(split: str, allowed: Sequence[str] = SPLITS) -> str:
     return split
 
 
-class ImageDataset(Dataset):
+class ImageDataset(IndexedDataset):
     """Base of every lm4vis dataset: items ``(image uint8 [C,H,W], label)`` or, with masks,
     ``(image, label, mask bool [H,W])``.
 
@@ -131,29 +131,6 @@ class ImageDataset(Dataset):
         if self.with_masks:
             return image, label, mask
         return image, label
-
-    def subset(self, positions: Sequence[int] | np.ndarray) -> ImageDataset:
-        """The same dataset restricted to the items at ``positions`` (in that order).
-
-        Args:
-            positions: item positions in this dataset.
-        """
-        out = object.__new__(type(self))
-        out.__dict__.update(self.__dict__)
-        out.indices = self.indices[np.asarray(positions, dtype=np.int64)]
-        return out
-
-    def limit(self, count: int | None) -> ImageDataset:
-        """The first ``count`` items (all of them when None).
-
-        Args:
-            count: number of items to keep; must be positive.
-        """
-        if count is None:
-            return self
-        if count <= 0:
-            raise ValueError(f"limit must be a positive number of items, got {count}")
-        return self.subset(np.arange(min(count, len(self))))
 
     def __repr__(self) -> str:
         return (

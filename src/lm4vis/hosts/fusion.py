@@ -32,11 +32,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .slot import LMSlot
-from .vit import HostConfig, build_host
+from .configs import TimmViTConfig
+from .vit import build_timm_vit
 
 
-def _default_image() -> HostConfig:
-    return HostConfig(name="vit_tiny_patch16_224", img_size=64, patch_size=8, in_chans=3, num_classes=0)
+def _default_image() -> TimmViTConfig:
+    return TimmViTConfig(name="vit_tiny_patch16_224", img_size=64, patch_size=8, in_chans=3, num_classes=0)
 
 
 @dataclass
@@ -90,7 +91,7 @@ class FusionConfig:
         dropout: dropout of the co-attention layers.
     """
 
-    image: HostConfig = field(default_factory=_default_image)
+    image: TimmViTConfig = field(default_factory=_default_image)
     text: TextEncoderConfig = field(default_factory=TextEncoderConfig)
     num_answers: int = 0
     embed_dim: int = 192
@@ -101,7 +102,7 @@ class FusionConfig:
 
     def __post_init__(self) -> None:
         if isinstance(self.image, dict):  # from YAML
-            self.image = HostConfig(**self.image)
+            self.image = TimmViTConfig(**self.image)
         if isinstance(self.text, dict):
             self.text = TextEncoderConfig(**self.text)
         if self.num_answers < 1:
@@ -124,7 +125,7 @@ class DualEncoderConfig:
         max_logit_scale: cap of 1 / temperature, so training cannot make it blow up (CLIP's 100).
     """
 
-    image: HostConfig = field(default_factory=_default_image)
+    image: TimmViTConfig = field(default_factory=_default_image)
     text: TextEncoderConfig = field(default_factory=TextEncoderConfig)
     embed_dim: int = 128
     temperature: float = 0.07
@@ -132,7 +133,7 @@ class DualEncoderConfig:
 
     def __post_init__(self) -> None:
         if isinstance(self.image, dict):
-            self.image = HostConfig(**self.image)
+            self.image = TimmViTConfig(**self.image)
         if isinstance(self.text, dict):
             self.text = TextEncoderConfig(**self.text)
         if self.temperature <= 0 or 1 / self.temperature > self.max_logit_scale:
@@ -140,9 +141,9 @@ class DualEncoderConfig:
                              f"<= max_logit_scale={self.max_logit_scale}")
 
 
-def build_image_encoder(cfg: HostConfig) -> nn.Module:
+def build_image_encoder(cfg: TimmViTConfig) -> nn.Module:
     """The timm ViT of ``cfg`` without its classifier; ``forward_features`` gives its tokens."""
-    return build_host(replace(cfg, num_classes=0))
+    return build_timm_vit(replace(cfg, num_classes=0))
 
 
 class TextEncoder(nn.Module):

@@ -21,9 +21,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset, default_collate
+from torch.utils.data import default_collate
 
 from ...ops import farthest_point_sample
+from ..indexed import IndexedDataset
 from ..skips import SkipLog, Skipped, check_policy, drop_skipped
 from .transforms import PointAugment, normalize_unit_sphere
 
@@ -141,7 +142,7 @@ def item_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([seed, epoch, index]))
 
 
-class PointCloudDataset(Dataset):
+class PointCloudDataset(IndexedDataset):
     """Base of every lm4vis point-cloud dataset (see the module docstring for items).
 
     Subclasses pass ``info``, ``indices`` (source index of each item) and ``source_targets``
@@ -215,29 +216,6 @@ class PointCloudDataset(Dataset):
         if self.info.has_masks:
             item["mask"] = torch.tensor(mask, dtype=torch.bool)
         return item
-
-    def subset(self, positions: Sequence[int] | np.ndarray) -> PointCloudDataset:
-        """The same dataset restricted to the items at ``positions`` (in that order).
-
-        Args:
-            positions: item positions in this dataset.
-        """
-        out = object.__new__(type(self))
-        out.__dict__.update(self.__dict__)
-        out.indices = self.indices[np.asarray(positions, dtype=np.int64)]
-        return out
-
-    def limit(self, count: int | None) -> PointCloudDataset:
-        """The first ``count`` items (all of them when None).
-
-        Args:
-            count: number of items to keep; must be positive.
-        """
-        if count is None:
-            return self
-        if count <= 0:
-            raise ValueError(f"limit must be a positive number of items, got {count}")
-        return self.subset(np.arange(min(count, len(self))))
 
     def __repr__(self) -> str:
         return (
