@@ -13,7 +13,8 @@ from lm4vis.train.compare import compare
 from lm4vis.train.folders import read_summary
 from lm4vis.train.loading import UnsafeCheckpointError, load_run
 from lm4vis.train.report import summarize
-from lm4vis.train.run import threads_for, train
+from lm4vis.train.config import threads_for
+from lm4vis.train.run import train
 
 
 class _Marker:

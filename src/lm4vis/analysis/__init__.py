@@ -6,21 +6,48 @@ mIoU with confidence intervals, ``runner`` puts these together over a dataset, `
 ``plots`` write the results. ``lm4vis analyze`` is the command-line front end.
 """
 
-from .hooks import STAGES, Capture, attention_points, available_stages, capture, feature_points
-from .layout import GridLayout, Layout, PointGroupLayout, layout_of, patch_tokens
-from .maps import MAP_KINDS, attention_map, freq_map, l2_map, token_maps
-from .metrics import (
-    PROTOCOLS, THRESHOLDS, Estimate, all_foreground_iou, auroc, choose_threshold, iou, iou_table,
-    mean_ci, normalize, protocol_values, pseudo_masks, random_scores,
-)
-from .runner import AnalysisConfig, Collected, Row, baseline_rows, batches_from, collect, compare, evaluate
+from .._lazy import lazy_exports
 
-__all__ = [
-    "capture", "Capture", "STAGES", "feature_points", "attention_points", "available_stages",
-    "Layout", "GridLayout", "PointGroupLayout", "layout_of", "patch_tokens",
-    "MAP_KINDS", "l2_map", "freq_map", "attention_map", "token_maps",
-    "THRESHOLDS", "PROTOCOLS", "normalize", "pseudo_masks", "iou", "iou_table", "mean_ci",
-    "Estimate", "choose_threshold", "protocol_values", "random_scores", "all_foreground_iou", "auroc",
-    "AnalysisConfig", "Collected", "Row", "collect", "evaluate", "baseline_rows", "compare",
-    "batches_from",
-]
+_EXPORTS = {
+    'STAGES': '.hooks',
+    'Capture': '.hooks',
+    'attention_points': '.hooks',
+    'available_stages': '.hooks',
+    'capture': '.hooks',
+    'feature_points': '.hooks',
+    'GridLayout': '.layout',
+    'Layout': '.layout',
+    'PointGroupLayout': '.layout',
+    'layout_of': '.layout',
+    'patch_tokens': '.layout',
+    'MAP_KINDS': '.maps',
+    'attention_map': '.maps',
+    'freq_map': '.maps',
+    'l2_map': '.maps',
+    'token_maps': '.maps',
+    'PROTOCOLS': '.metrics',
+    'THRESHOLDS': '.metrics',
+    'Estimate': '.metrics',
+    'all_foreground_iou': '.metrics',
+    'auroc': '.metrics',
+    'choose_threshold': '.metrics',
+    'iou': '.metrics',
+    'iou_table': '.metrics',
+    'mean_ci': '.metrics',
+    'normalize': '.metrics',
+    'protocol_values': '.metrics',
+    'pseudo_masks': '.metrics',
+    'random_scores': '.metrics',
+    'AnalysisConfig': '.runner',
+    'Collected': '.runner',
+    'Row': '.runner',
+    'baseline_rows': '.runner',
+    'batches_from': '.runner',
+    'collect': '.runner',
+    'compare': '.runner',
+    'evaluate': '.runner',
+    'analyze_runs': '.api',
+    'AnalyzeOptions': '.options',
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = list(_EXPORTS)

@@ -70,8 +70,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..analysis.api import AnalyzeOptions, analyze_runs
-    from ..analysis.report import deltas_table, rows_table, summary_rows
+    from ..analysis.options import AnalyzeOptions
 
     opts = AnalyzeOptions(
         checkpoint=args.checkpoint, data=args.data, root=args.root, split=args.split,
@@ -80,6 +79,9 @@ def run(args: argparse.Namespace) -> int:
         freq_top=args.freq_top, fg_coverage=args.fg_coverage, show=args.show,
         num_examples=args.num_examples, seed=args.seed, out=args.out,
     )
+    from ..analysis.api import analyze_runs  # torch: only once the options are sound
+    from ..analysis.report import deltas_table, rows_table, summary_rows
+
     result = analyze_runs(args.run_dir, args.against, opts)
     print(rows_table(summary_rows(result["rows"])))
     if result["deltas"]:

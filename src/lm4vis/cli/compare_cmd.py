@@ -54,7 +54,7 @@ def parse_seeds(text: str) -> list[int]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..train.compare import compare
+    from ..hosts.configs import VARIANTS
     from ..train.config import load_config
     from ..train.folders import is_secondary_process
 
@@ -62,7 +62,13 @@ def run(args: argparse.Namespace) -> int:
     if args.config is None and not args.overrides:
         raise ValueError("give --config PRESET (see configs/); --help has examples")
     cfg = load_config(args.config, collect_overrides(args), plugins=args.plugin)
-    results = compare(cfg, parse_list(args.variants, "variants"), parse_seeds(args.seeds), name=args.name)
+    variants, seeds = parse_list(args.variants, "variants"), parse_seeds(args.seeds)
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        raise ValueError(f"--variants: unknown {', '.join(unknown)}; choose from {', '.join(VARIANTS)}")
+    from ..train.compare import compare  # torch and Lightning: only once the command is sound
+
+    results = compare(cfg, variants, seeds, name=args.name)
     if is_secondary_process():
         return 0
     return print_results(results)

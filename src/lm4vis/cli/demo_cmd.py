@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     import textwrap
 
     from ..train.demo import VARIANTS, demo_config, run_demo
-    from ..train.run import threads_for
+    from ..train.config import threads_for
     from .compare_cmd import parse_seeds, print_results
     from .train_cmd import quiet_lightning
 

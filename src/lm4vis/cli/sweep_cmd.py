@@ -47,14 +47,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..train.config import load_config
     from ..train.folders import is_secondary_process
-    from ..train.sweep import sweep
 
     quiet_lightning(getattr(args, "verbose", False))
     if args.config is None and not args.overrides:
         raise ValueError("give --config PRESET (see configs/); --help has examples")
     cfg = load_config(args.config, collect_overrides(args), plugins=args.plugin)
+    seeds = parse_seeds(args.seeds)
+    from ..train.sweep import sweep  # torch and Lightning: only once the command is sound
+
     results = sweep(
-        cfg, args.kind, parse_seeds(args.seeds), every=args.every,
+        cfg, args.kind, seeds, every=args.every,
         llms=tuple(parse_list(args.llms, "llms")), name=args.name,
         with_baseline=not args.no_baseline,
     )

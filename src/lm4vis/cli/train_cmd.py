@@ -100,7 +100,6 @@ def run(args: argparse.Namespace) -> int:
 
     from ..train.config import load_config, load_run_config
     from ..train.folders import CONFIG_FILE, is_secondary_process
-    from ..train.run import train
 
     quiet_lightning(getattr(args, "verbose", False))
     overrides = collect_overrides(args)
@@ -120,11 +119,17 @@ def run(args: argparse.Namespace) -> int:
             if not config_file.is_file():
                 raise FileNotFoundError(f"cannot resume {args.resume}: it holds no {CONFIG_FILE}")
             cfg = load_run_config(config_file).replace(overrides)
+        # The config is resolved and checked before torch and Lightning are imported.
+        from ..train.run import train
+
         summary = train(cfg, resume=args.resume)
     else:
         if not args.config and not overrides:
             raise ValueError("give --config PRESET (see configs/) or overrides; --help has examples")
-        summary = train(load_config(args.config, overrides, plugins=args.plugin), auto_name=auto)
+        cfg = load_config(args.config, overrides, plugins=args.plugin)
+        from ..train.run import train
+
+        summary = train(cfg, auto_name=auto)
     if not is_secondary_process():  # DDP workers run this command too: report once
         print_summary(summary, as_json=args.json)
     return 0 if summary.get("status") == "completed" else 1

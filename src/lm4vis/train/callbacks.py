@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import os
 import statistics
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,8 @@ from lightning.fabric.loggers.logger import rank_zero_experiment
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
+
+from .files import atomic_write
 
 
 class NonFiniteLossError(RuntimeError):
@@ -105,32 +106,6 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         if storage_options is not None:
             raise TypeError("AtomicCheckpointIO takes no storage_options")
         atomic_write(Path(path), lambda f: torch.save(checkpoint, f))
-
-
-def atomic_write(path: Path, write: Any, mode: str = "wb") -> None:
-    """Write ``path`` via a temporary file in the same folder and ``os.replace``.
-
-    Args:
-        path: destination.
-        write: called with the open temporary file.
-        mode: ``wb`` or ``w``.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, mode) as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        # mkstemp creates the file private (0600); give it the permissions open() would.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 class _AppendingWriter(ExperimentWriter):

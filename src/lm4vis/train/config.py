@@ -249,6 +249,17 @@ class RunConfig:
         return sorted(k for k in set(a) | set(b) if a.get(k, _MISSING) != b.get(k, _MISSING))
 
 
+def threads_for(cfg: RunConfig) -> int:
+    """The torch threads of a run: ``trainer.threads``, else the machine's cores (never the
+    load average: one command gives one result on a busy and on an idle machine)."""
+    if cfg.trainer.threads is not None:
+        return cfg.trainer.threads
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 # -- presets -------------------------------------------------------------------------------------
 def configs_dir() -> Path:
     """Where presets are looked up: ``$LM4VIS_CONFIGS`` if set, else the repository's
@@ -283,8 +294,10 @@ def find_preset(name: str | os.PathLike, relative_to: Path | None = None) -> Pat
         if path.is_file():
             return path
     available = sorted(p.stem for p in configs_dir().glob("**/*.yaml"))
+    close = difflib.get_close_matches(Path(text).stem, available, n=1)
+    hint = f"; did you mean {close[0]}?" if close else ""
     raise FileNotFoundError(
-        f"no config file {text!r}: not a path and not a preset in {configs_dir()} "
+        f"no config file {text!r}: not a path and not a preset in {configs_dir()}{hint} "
         f"(presets: {', '.join(available) or 'none found'})"
     )
 
@@ -664,4 +677,4 @@ def _choice(obj: Any, section: str, name: str, choices: tuple[str, ...]) -> None
 
 __all__ = ["RunConfig", "DataConfig", "ImageDataConfig", "OptimConfig", "TrainerConfig", "HostConfig",
            "TimmViTConfig", "TaskConfig", "ClassificationConfig", "BlockConfig", "ConfigError", "load_config", "load_run_config", "load_preset_dict", "find_preset",
-           "configs_dir", "apply_overrides", "parse_override", "VARIANTS"]
+           "configs_dir", "apply_overrides", "parse_override", "VARIANTS", "threads_for"]

@@ -19,7 +19,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .callbacks import atomic_write
+from .files import atomic_write
 from .config import ConfigError, RunConfig
 
 CONFIG_FILE = "config.yaml"

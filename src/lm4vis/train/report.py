@@ -15,7 +15,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from .callbacks import atomic_write
+from .files import atomic_write
 
 
 # -- Student's t ---------------------------------------------------------------------------------

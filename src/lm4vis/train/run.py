@@ -22,7 +22,7 @@ from torch import nn
 
 from .callbacks import (AtomicCheckpointIO, NonFiniteLossError, NonFiniteLossStop, RunCSVLogger,
                         StepTimer, atomic_write, truncate_metrics)
-from .config import ConfigError, RunConfig, load_run_config
+from .config import ConfigError, RunConfig, load_run_config, threads_for
 from .datamodule import DataSource, RunDataModule, build_source, prepare_config
 from .folders import (CONFIG_FILE, EXECUTION_KEYS, LAST_CKPT, RUN_DIR_ENV, RunExistsError,
                       _flat, check_resume_config, is_secondary_process, read_summary, run_name_for,
@@ -167,17 +167,6 @@ def _completed_epochs(ckpt: Path) -> int:
     from .loading import read_checkpoint
 
     return int(read_checkpoint(ckpt, mmap=True).get("epoch", -1)) + 1
-
-
-def threads_for(cfg: RunConfig) -> int:
-    """The torch threads of a run: ``trainer.threads``, else the machine's cores (never the
-    load average: one command gives one result on a busy and on an idle machine)."""
-    if cfg.trainer.threads is not None:
-        return cfg.trainer.threads
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 def _check_strategy(cfg: RunConfig) -> None:
@@ -388,4 +377,4 @@ def _summary(
     }
 
 
-__all__ = ["train", "threads_for", "compile_block", "RunExistsError", "read_summary"]
+__all__ = ["train", "compile_block", "RunExistsError", "read_summary"]
