@@ -67,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
     if unknown:
         raise ValueError(f"--variants: unknown {', '.join(unknown)}; choose from {', '.join(VARIANTS)}")
     from ..train.compare import compare  # torch and Lightning: only once the command is sound
+    quiet_lightning(getattr(args, "verbose", False))
 
     results = compare(cfg, variants, seeds, name=args.name)
     if is_secondary_process():

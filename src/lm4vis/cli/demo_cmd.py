@@ -44,10 +44,12 @@ def run(args: argparse.Namespace) -> int:
     from .compare_cmd import parse_seeds, print_results
     from .train_cmd import quiet_lightning
 
-    quiet_lightning(getattr(args, "verbose", False))
     seeds = parse_seeds(args.seeds)
     if args.threads is not None and args.threads < 1:
         raise ValueError(f"--threads must be at least 1, got {args.threads}")
+    from ..train import compare as _engine  # noqa: F401  Lightning is imported here: quiet it after
+
+    quiet_lightning(getattr(args, "verbose", False))
     threads = threads_for(demo_config(args.quick, args.out, args.dataset, args.threads))
     print(f"training on the CPU with {threads} thread(s) (--threads to change)", flush=True)
     total = len(seeds) * len(VARIANTS)

@@ -54,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, collect_overrides(args), plugins=args.plugin)
     seeds = parse_seeds(args.seeds)
     from ..train.sweep import sweep  # torch and Lightning: only once the command is sound
+    quiet_lightning(getattr(args, "verbose", False))
 
     results = sweep(
         cfg, args.kind, seeds, every=args.every,

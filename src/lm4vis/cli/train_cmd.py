@@ -73,7 +73,8 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
 
 def quiet_lightning(verbose: bool) -> None:
     """Keep Lightning's start-up banner out of the output (and out of it twice: it logs
-    through its own handler and through the root one)."""
+    through its own handler and through the root one). Call it after Lightning is imported:
+    importing ``lightning.pytorch`` sets its logger to INFO."""
     import logging
 
     if not verbose:
@@ -122,6 +123,7 @@ def run(args: argparse.Namespace) -> int:
         # The config is resolved and checked before torch and Lightning are imported.
         from ..train.run import train
 
+        quiet_lightning(getattr(args, "verbose", False))
         summary = train(cfg, resume=args.resume)
     else:
         if not args.config and not overrides:
@@ -129,6 +131,7 @@ def run(args: argparse.Namespace) -> int:
         cfg = load_config(args.config, overrides, plugins=args.plugin)
         from ..train.run import train
 
+        quiet_lightning(getattr(args, "verbose", False))
         summary = train(cfg, auto_name=auto)
     if not is_secondary_process():  # DDP workers run this command too: report once
         print_summary(summary, as_json=args.json)
