@@ -1,0 +1,25 @@
+"""Video datasets for lm4vis: Something-Something-v2, users' video folders, and motion-mnist.
+
+    from lm4vis.data.video import build_video_dataset
+    ds = build_video_dataset("ssv2", split="train", root="/data/ssv2")
+    item = ds[0]            # {"video": float32 [3,16,224,224], "label": int64 [], ...}
+    loader = DataLoader(ds, batch_size=8, num_workers=2, collate_fn=ds.collate)
+    batch["video"]          # float32 [B,C,T,H,W]; batch["skipped"]: {reason: count} of dropped files
+
+Clips are (C, T, H, W); transformers' ``VideoMAEModel`` takes (B, T, C, H, W):
+``batch["video"].transpose(1, 2)``. Decoding uses PyAV (``pip install av``).
+"""
+
+from .base import LAYOUT, ClipConfig, VideoDataset, VideoDatasetInfo, VideoFileDataset, collate_clips
+from .decode import DecodedFrames, VideoDecodeError, read_frames
+from .registry import VIDEO_DATASETS, VideoDatasetSpec, build_video_dataset
+from .sampling import clip_offsets, crop_starts, random_offsets, segment_indices
+from .ssv2 import build_ssv2, class_of_template, read_labels
+
+__all__ = [
+    "LAYOUT", "ClipConfig", "VideoDataset", "VideoDatasetInfo", "VideoFileDataset", "collate_clips",
+    "DecodedFrames", "VideoDecodeError", "read_frames",
+    "VIDEO_DATASETS", "VideoDatasetSpec", "build_video_dataset",
+    "clip_offsets", "crop_starts", "random_offsets", "segment_indices",
+    "build_ssv2", "class_of_template", "read_labels",
+]
