@@ -1,7 +1,7 @@
 """Video datasets for lm4vis: Something-Something-v2, users' video folders, and motion-mnist.
 
     from lm4vis.data.video import build_video_dataset
-    ds = build_video_dataset("ssv2", split="train", root="/data/ssv2")
+    ds = build_video_dataset("video-folder", split="train", root="/data/clips")
     item = ds[0]            # {"video": float32 [3,16,224,224], "label": int64 [], ...}
     loader = DataLoader(ds, batch_size=8, num_workers=2, collate_fn=ds.collate)
     batch["video"]          # float32 [B,C,T,H,W]; batch["skipped"]: {reason: count} of dropped files
@@ -12,13 +12,14 @@ Clips are (C, T, H, W); transformers' ``VideoMAEModel`` takes (B, T, C, H, W):
 
 from .base import LAYOUT, ClipConfig, VideoDataset, VideoDatasetInfo, VideoFileDataset, collate_clips
 from .decode import DecodedFrames, VideoDecodeError, read_frames
+from .folder import VIDEO_EXTENSIONS, build_video_folder
 from .registry import VIDEO_DATASETS, VideoDatasetSpec, build_video_dataset
 from .sampling import clip_offsets, crop_starts, random_offsets, segment_indices
 from .ssv2 import build_ssv2, class_of_template, read_labels
 
 __all__ = [
     "LAYOUT", "ClipConfig", "VideoDataset", "VideoDatasetInfo", "VideoFileDataset", "collate_clips",
-    "DecodedFrames", "VideoDecodeError", "read_frames",
+    "DecodedFrames", "VideoDecodeError", "read_frames", "VIDEO_EXTENSIONS", "build_video_folder",
     "VIDEO_DATASETS", "VideoDatasetSpec", "build_video_dataset",
     "clip_offsets", "crop_starts", "random_offsets", "segment_indices",
     "build_ssv2", "class_of_template", "read_labels",

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .base import VideoDataset
+from .folder import build_video_folder
 from .ssv2 import build_ssv2
 
 
@@ -30,6 +31,7 @@ class VideoDatasetSpec:
 VIDEO_DATASETS: dict[str, VideoDatasetSpec] = {
     "ssv2": VideoDatasetSpec(build_ssv2, True, False,
                              "Something-Something-v2 release (labels/*.json + <id>.webm) or VideoMAE's lists"),
+    "video-folder": VideoDatasetSpec(build_video_folder, True, False, "root/[split/]<class>/<video> in any container"),
 }
 
 
