@@ -8,6 +8,7 @@ from typing import Any
 
 from .base import VideoDataset
 from .folder import build_video_folder
+from .motion_mnist import build_motion_mnist
 from .ssv2 import build_ssv2
 
 
@@ -29,6 +30,8 @@ class VideoDatasetSpec:
 
 
 VIDEO_DATASETS: dict[str, VideoDatasetSpec] = {
+    "motion-mnist": VideoDatasetSpec(build_motion_mnist, False, True,
+                                     "generated: 14 motions of MNIST-style objects in clutter, 16x32x32 gray"),
     "ssv2": VideoDatasetSpec(build_ssv2, True, False,
                              "Something-Something-v2 release (labels/*.json + <id>.webm) or VideoMAE's lists"),
     "video-folder": VideoDatasetSpec(build_video_folder, True, False, "root/[split/]<class>/<video> in any container"),
