@@ -43,6 +43,7 @@ def test_a_training_crop_is_the_same_for_every_frame() -> None:
 
 def test_normalize_and_layout() -> None:
     clip = torch.full((4, 3, 2, 2), 255, dtype=torch.uint8)  # [T,C,H,W]
-    out = to_layout(normalize(clip, (0.5, 0.0, 1.0), (0.5, 1.0, 2.0)))
-    assert out.shape == (3, 4, 2, 2) and out.dtype == torch.float32
-    assert out[:, 0, 0, 0].tolist() == [1.0, 1.0, 0.0]
+    clip[:, 1] = 0
+    out = normalize(to_layout(clip), (0.5, 0.0, 1.0), (0.5, 1.0, 2.0))
+    assert out.shape == (3, 4, 2, 2) and out.dtype == torch.float32 and out.is_contiguous()
+    assert out[:, 0, 0, 0].tolist() == [1.0, 0.0, 0.0]  # (1 - 0.5) / 0.5, (0 - 0) / 1, (1 - 1) / 2

@@ -264,12 +264,12 @@ class VideoFileDataset(VideoDataset):
         frames = torch.from_numpy(decoded.frames).permute(0, 3, 1, 2)  # [clips*T, C, H, W]
         indices = torch.from_numpy(decoded.indices)
         if clip.train:
-            video = to_layout(normalize(self._train_transform(frames), clip.mean, clip.std))
+            video = normalize(to_layout(self._train_transform(frames)), clip.mean, clip.std)
         else:
             clips = frames.unflatten(0, (clip.num_clips, clip.num_frames))
             # [clips, crops, T, C, H, W] -> views, clip-major
             views = torch.stack([eval_views(c, clip.image_size, clip.num_crops) for c in clips]).flatten(0, 1)
-            video = to_layout(normalize(views, clip.mean, clip.std))
+            video = normalize(to_layout(views), clip.mean, clip.std)
             indices = indices.view(clip.num_clips, 1, clip.num_frames).expand(-1, clip.num_crops, -1).flatten(0, 1)
             if clip.num_views == 1:
                 video, indices = video[0], indices[0]

@@ -3,7 +3,7 @@
 Clips travel as uint8 [T,C,H,W] until they are normalised, so that torchvision's transforms
 treat the frames as one batch and draw one set of random parameters for all of them: a crop or
 flip that changed from frame to frame would be motion the video does not have. Normalised clips
-come out as float32 [C,T,H,W] (`to_layout`).
+come out as float32 [C,T,H,W] (`to_layout`, then `normalize`).
 
 Training (VideoMAE's ``spatial_sampling`` with its ``scale`` and ``aspect_ratio``): a random
 resized crop covering 8-100% of the frame at an aspect ratio of 3/4-4/3, resized to the output
@@ -66,20 +66,25 @@ def eval_views(clip: Tensor, size: int, num_crops: int) -> Tensor:
 
 
 def normalize(clip: Tensor, mean: Sequence[float], std: Sequence[float]) -> Tensor:
-    """uint8 [..., C, H, W] -> float32 ``(x / 255 - mean) / std`` per channel.
+    """uint8 [..., C, T, H, W] -> contiguous float32 ``(x / 255 - mean) / std`` per channel.
+
+    One converting copy and two in-place passes: on a 6-view test item (14.5M values) the
+    plain ``(x.float() / 255 - mean) / std`` took 5x as long, most of the item's time.
 
     Args:
-        clip: uint8 frames, channels third from last.
+        clip: uint8 clip(s) in the lm4vis layout (any strides: a transposed view is fine).
         mean, std: one value per channel.
     """
-    shape = (len(mean), 1, 1)
-    mean_t = torch.tensor(mean, dtype=torch.float32).view(shape)
+    shape = (len(mean), 1, 1, 1)
     std_t = torch.tensor(std, dtype=torch.float32).view(shape)
-    return (clip.to(torch.float32) / 255.0 - mean_t) / std_t
+    scale, shift = 1.0 / (255.0 * std_t), torch.tensor(mean, dtype=torch.float32).view(shape) / std_t
+    out = torch.empty(clip.shape, dtype=torch.float32)
+    out.copy_(clip)  # converts and makes contiguous in one pass
+    return out.mul_(scale).sub_(shift)
 
 
 def to_layout(clip: Tensor) -> Tensor:
-    """[..., T, C, H, W] -> [..., C, T, H, W], the layout of every lm4vis clip.
+    """[..., T, C, H, W] -> [..., C, T, H, W], the layout of every lm4vis clip (a view).
 
     (C, T, H, W) is what 3-D convolutions, VideoMAE's own model and pytorchvideo take;
     transformers' ``VideoMAEModel`` takes ``pixel_values`` as (B, T, C, H, W), which is
@@ -88,7 +93,7 @@ def to_layout(clip: Tensor) -> Tensor:
     Args:
         clip: frames-first clip(s).
     """
-    return clip.transpose(-4, -3).contiguous()
+    return clip.transpose(-4, -3)
 
 
 __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "GRAY_MEAN", "GRAY_STD", "train_transform", "eval_views",
