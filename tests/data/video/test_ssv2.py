@@ -47,8 +47,10 @@ def test_release_splits(release_source: Path, split: str) -> None:
     assert ds.targets.tolist() == [c for c, _ in expected.values()]
     assert ds.info.class_names == tuple(LABELS) and ds.info.num_classes == 5
     assert ds.clip.train == (split == "train") and ds.clip.flip is False
+    # test: VideoMAE's 2 clips x 3 crops; train and val: one view
+    assert ds.info.clip_shape == ((6,) if split == "test" else ()) + (3, 8, 32, 32)
     item = ds[0]
-    assert item["video"].shape == (3, 8, 32, 32) and item["video"].dtype == torch.float32
+    assert item["video"].shape == ds.info.clip_shape and item["video"].dtype == torch.float32
     assert item["label"].item() == ds.targets[0] and item["label"].dtype == torch.int64
     assert item["num_source_frames"].item() == next(iter(expected.values()))[1]
     assert not item["padded"]

@@ -25,14 +25,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
 from torch import Tensor
 from torch.utils.data import Dataset, default_collate
 
-from ..skips import BadInputError, SkipLog, Skipped, check_policy, drop_skipped
+from ..skips import BadInputError, Policy, SkipLog, Skipped, check_policy, drop_skipped
 from .decode import VideoDecodeError, read_frames
 from .sampling import clip_offsets, random_offsets, segment_indices
 from .transforms import GRAY_MEAN, GRAY_STD, IMAGENET_MEAN, IMAGENET_STD, eval_views, normalize, to_layout, train_transform
@@ -92,7 +92,7 @@ class ClipConfig:
     """How clips are cut from videos: frames, views, augmentation, and what to do with bad input.
 
     The defaults are VideoMAE's Something-Something-v2 fine-tuning recipe (16 frames at 224 px,
-    random resized crops, no flip); builders set ``train`` from the split.
+    random resized crops, no flip); builders set ``train`` from the split, and may set views.
 
     Args:
         num_frames: T, frames per clip (one per segment).
@@ -122,8 +122,8 @@ class ClipConfig:
     mean: tuple[float, ...] | None = None
     std: tuple[float, ...] | None = None
     in_chans: int = 3
-    on_bad_file: str = "skip"
-    on_short_clip: str = "pad"
+    on_bad_file: Policy = "skip"
+    on_short_clip: Literal["pad", "fail"] = "pad"
     decode_threads: int = 1
 
     def __post_init__(self) -> None:

@@ -24,7 +24,7 @@ NAME = "video-folder"
 VIDEO_EXTENSIONS = (".webm", ".mp4", ".m4v", ".mkv", ".mov", ".avi", ".mpg", ".mpeg", ".ogv", ".flv", ".wmv", ".3gp", ".ts")
 #: Unlike SSv2, a generic action dataset (Kinetics, UCF101) has no left/right classes, and
 #: VideoMAE flips its clips in training.
-DEFAULTS: dict[str, Any] = {"num_frames": 16, "image_size": 224, "flip": True}
+DEFAULTS: dict[str, Any] = {"flip": True}
 
 
 def _subdirs(folder: str) -> list[str]:

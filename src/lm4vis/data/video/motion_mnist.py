@@ -24,9 +24,9 @@ Why no single frame tells the class, by construction:
   frames tells them apart, and `reverse_class` maps a class to the class of its reversed clips
   (bounce and still are palindromes: their own reverse).
 
-The test suite checks both halves: a classifier of single frames stays at chance while one of
-whole clips learns the classes, and reversing a clip gives, byte for byte, the clip of the
-opposite class.
+The tests check both halves: a linear probe on single frames stays at chance while the same
+probe on the first and last frames, in order, does not; and reversing a clip gives, byte for
+byte, the clip of the opposite class.
 
 Clip ``i`` of a split depends only on ``(seed, split, i)``; its label is ``i % 14``, so every
 class has the same number of clips and ``limit`` keeps a mix. Items also carry the object's
@@ -56,6 +56,7 @@ log = logging.getLogger(__name__)
 
 NAME = "motion-mnist"
 SPLIT_CODES = {"train": 0, "val": 1, "test": 2}
+ITEMS_PER_CLASS = {"train": 700, "val": 100, "test": 100}  # the default split sizes
 #: Object sources tried in this order by ``source="auto"``; ``shapes`` needs nothing installed.
 SOURCES = ("fashion-mnist", "animal-mnist", "shapes")
 
@@ -202,8 +203,7 @@ class MotionMNIST(VideoDataset):
         self.split = split
         self.with_masks = with_masks
         self.source, self.objects = _object_pool(config.source, split, root)
-        per_class = 700 if split == "train" else 100
-        count = config.num_items or per_class * len(MOTIONS)
+        count = config.num_items or ITEMS_PER_CLASS[split] * len(MOTIONS)
         self.clips = np.arange(count, dtype=np.int64)
         self.targets = self.clips % len(MOTIONS)
         self.info = VideoDatasetInfo(

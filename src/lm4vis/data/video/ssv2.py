@@ -55,9 +55,10 @@ TEST_ANSWERS = "test-answers.csv"
 CSV_FILES = {"train": "train.csv", "val": "val.csv", "test": "test.csv"}
 ANNOTATION_DIRS = ("", "labels", "annotations")
 ANNOTATIONS = ("auto", "json", "csv")
-#: SSv2's recipe: VideoMAE fine-tunes on 16 frames at 224 px, never flips (left and right
-#: are classes: "Pushing something from left to right"), and tests on 2 clips x 3 crops.
-DEFAULTS: dict[str, Any] = {"num_frames": 16, "image_size": 224, "flip": False}
+#: VideoMAE's SSv2 test views (its ``test_num_segment`` 2, ``test_num_crop`` 3), the default of
+#: split "test". Its training recipe is `ClipConfig`'s default: 16 frames, 224 px, and no flip,
+#: since left and right are classes here ("Pushing something from left to right").
+TEST_VIEWS: dict[str, Any] = {"num_clips": 2, "num_crops": 3}
 MAX_NAMED = 5
 
 
@@ -112,8 +113,9 @@ def build_ssv2(
         video_dir: the folder of the videos; default ``root/20bn-something-something-v2``,
             else ``root``.
         lists_dir: the folder of VideoMAE's lists; default ``root``.
-        **clip: `ClipConfig` fields; ``train`` defaults to ``split == "train"``, and the rest to
-            VideoMAE's SSv2 recipe (16 frames, 224 px, no flip).
+        **clip: `ClipConfig` fields; ``train`` defaults to ``split == "train"``, the views of
+            split ``test`` to VideoMAE's 2 clips x 3 crops, the rest to VideoMAE's SSv2 recipe
+            (16 frames, 224 px, no flip).
     """
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r} for {NAME}; use one of {', '.join(SPLITS)}")
@@ -123,7 +125,7 @@ def build_ssv2(
         raise ValueError(f"dataset {NAME!r} needs root=<folder of the release> (holding {VIDEO_FOLDER}/ and labels/)")
     if not os.path.isdir(root):
         raise DatasetNotFoundError(f"{NAME}: no directory {root}; check the path")
-    config = ClipConfig(**{**DEFAULTS, "train": split == "train", **clip})
+    config = ClipConfig(**{"train": split == "train", **(TEST_VIEWS if split == "test" else {}), **clip})
     release_videos = os.path.join(root, VIDEO_FOLDER)
     videos = video_dir or (release_videos if os.path.isdir(release_videos) else root)
     if not os.path.isdir(videos):
