@@ -19,6 +19,8 @@ Items are dicts of tensors:
 A file that fails to decode comes back as a `Skipped` marker (``on_bad_file="skip"``);
 `collate_clips` drops the markers, stacks the rest, and reports the drops by reason in
 ``batch["skipped"]``: counts made in DataLoader workers reach the main process only that way.
+Short clips travel the same way: ``batch["padded"].sum()`` is how many clips of the batch were
+padded (``on_short_clip="pad"``).
 """
 
 from __future__ import annotations
