@@ -11,10 +11,11 @@ them all through `video-folder` and a DataLoader:
 * ``control``: items that only burn a fixed CPU time, to show what workers can gain on the
   machine at that moment (a shared machine may have no idle core to give them);
 
-``train``, ``test`` and ``control`` each with 0 workers (decoding in the main process) and ``--workers`` worker processes. One
-pass over all videos is one timed call; the passes of the seven candidates are interleaved and
-the figure is the median over ``--rounds``. Every process runs one thread (torch and FFmpeg), so
-workers are the only parallelism. A pass with workers includes starting them, as an epoch does.
+``train``, ``test`` and ``control`` each with 0 workers (decoding in the main process) and
+``--workers`` worker processes. One pass over all videos is one timed call; the passes of the
+seven candidates are interleaved and the figure is the median over ``--rounds``. Every process
+runs one thread (torch and FFmpeg), so workers are the only parallelism. A pass with workers
+includes starting them, as an epoch does.
 
 Example: ``OMP_NUM_THREADS=1 python benchmarks/video_decode.py``.
 """
@@ -86,7 +87,8 @@ def encode_videos(folder: Path, count: int, frames: int, width: int, height: int
     yy, xx = np.mgrid[0:height, 0 : width + frames * 4].astype(np.float32)
     for i in range(count):
         rng = np.random.default_rng(i)
-        scene = sum(np.sin(xx * rng.uniform(0.01, 0.1) + yy * rng.uniform(0.01, 0.1) + rng.uniform(0, 6)) for _ in range(3))
+        waves = (xx * rng.uniform(0.01, 0.1) + yy * rng.uniform(0.01, 0.1) + rng.uniform(0, 6) for _ in range(3))
+        scene = sum(np.sin(w) for w in waves)
         base = np.clip(128 + 40 * scene[..., None] * rng.uniform(0.5, 1.0, 3), 0, 255).astype(np.uint8)
         path = folder / f"class_{i % 4}" / f"{i}.webm"
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -155,8 +157,8 @@ def main(argv: list[str] | None = None) -> None:
              f"({size_mb:.1f} MiB), clips of {args.num_frames} frames at {args.image_size} px, batch {args.batch}, "
              f"one thread per process, median of {args.rounds} interleaved passes")
     table = markdown_table(
-        ["sampling", "views per video", "workers", "clips/s (median)", "clips/s (slower quartile)", "clips/s (faster quartile)",
-         "ms per clip"], rows)
+        ["sampling", "views per video", "workers", "clips/s (median)", "clips/s (slower quartile)",
+         "clips/s (faster quartile)", "ms per clip"], rows)
     note = ("A clip is one video read: its frames (train) or its 2 x 3 views (test), cropped, resized and "
             "normalised; 'decode only' is the training read without them (FFmpeg's decoding and the RGB "
             f"conversion of the sampled frames). 'control' items burn {CONTROL_CPU_S * 1e3:.0f} ms of CPU "

@@ -37,7 +37,9 @@ from torch.utils.data import Dataset, default_collate
 from ..skips import BadInputError, Policy, SkipLog, Skipped, check_policy, drop_skipped
 from .decode import VideoDecodeError, read_frames
 from .sampling import clip_offsets, random_offsets, segment_indices
-from .transforms import GRAY_MEAN, GRAY_STD, IMAGENET_MEAN, IMAGENET_STD, eval_views, normalize, to_layout, train_transform
+from .transforms import (
+    GRAY_MEAN, GRAY_STD, IMAGENET_MEAN, IMAGENET_STD, eval_views, normalize, to_layout, train_transform,
+)
 
 #: The axis order of ``item["video"]`` (after any views axis).
 LAYOUT = "CTHW"
@@ -141,8 +143,9 @@ class ClipConfig:
             raise ValueError(f"ClipConfig.scale must satisfy 0 < low <= high <= 1, got {self.scale}")
         if not 0 < self.ratio[0] <= self.ratio[1]:
             raise ValueError(f"ClipConfig.ratio must satisfy 0 < low <= high, got {self.ratio}")
-        self.mean = tuple(self.mean) if self.mean is not None else (IMAGENET_MEAN if self.in_chans == 3 else GRAY_MEAN)
-        self.std = tuple(self.std) if self.std is not None else (IMAGENET_STD if self.in_chans == 3 else GRAY_STD)
+        rgb = self.in_chans == 3
+        self.mean = tuple(self.mean) if self.mean is not None else (IMAGENET_MEAN if rgb else GRAY_MEAN)
+        self.std = tuple(self.std) if self.std is not None else (IMAGENET_STD if rgb else GRAY_STD)
         if len(self.mean) != self.in_chans or len(self.std) != self.in_chans:
             raise ValueError(f"ClipConfig: mean and std need {self.in_chans} values, got {self.mean} and {self.std}")
         if min(self.std) <= 0:
@@ -237,7 +240,9 @@ class VideoFileDataset(VideoDataset):
         self.targets = np.asarray(targets, dtype=np.int64)
         self.clip = clip
         self.skips = skips
-        self._train_transform = train_transform(clip.image_size, clip.scale, clip.ratio, clip.flip) if clip.train else None
+        self._train_transform = (
+            train_transform(clip.image_size, clip.scale, clip.ratio, clip.flip) if clip.train else None
+        )
 
     def _pick(self, num_source: int) -> np.ndarray:
         clip = self.clip
@@ -311,4 +316,5 @@ def info_for(name: str, class_names: Sequence[str], clip: ClipConfig) -> VideoDa
     )
 
 
-__all__ = ["LAYOUT", "VideoDatasetInfo", "ClipConfig", "VideoDataset", "VideoFileDataset", "collate_clips", "info_for"]
+__all__ = ["LAYOUT", "VideoDatasetInfo", "ClipConfig", "VideoDataset", "VideoFileDataset", "collate_clips",
+           "info_for"]

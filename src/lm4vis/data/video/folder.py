@@ -21,7 +21,9 @@ from ..skips import SkipLog
 from .base import ClipConfig, VideoFileDataset, info_for
 
 NAME = "video-folder"
-VIDEO_EXTENSIONS = (".webm", ".mp4", ".m4v", ".mkv", ".mov", ".avi", ".mpg", ".mpeg", ".ogv", ".flv", ".wmv", ".3gp", ".ts")
+VIDEO_EXTENSIONS = (
+    ".webm", ".mp4", ".m4v", ".mkv", ".mov", ".avi", ".mpg", ".mpeg", ".ogv", ".flv", ".wmv", ".3gp", ".ts",
+)
 #: Unlike SSv2, a generic action dataset (Kinetics, UCF101) has no left/right classes, and
 #: VideoMAE flips its clips in training.
 DEFAULTS: dict[str, Any] = {"flip": True}
@@ -77,7 +79,7 @@ def build_video_folder(split: str = "train", root: str | None = None, **clip: An
         files, labels = [f for part, _ in parts for f in part], np.concatenate([lab for _, lab in parts])
     elif "train" not in split_dirs:  # one tree: a fixed stratified 80/10/10 split
         files, labels = collect(root)
-        cut = dict(zip(("train", "val", "test"), stratified_split(labels, [0.8, 0.1, 0.1], SPLIT_SEED)))
+        cut = dict(zip(("train", "val", "test"), stratified_split(labels, [0.8, 0.1, 0.1], SPLIT_SEED), strict=True))
         files, labels = take(files, labels, cut[split])
     elif split in split_dirs:
         files, labels = collect(split_dirs[split])
@@ -87,9 +89,13 @@ def build_video_folder(split: str = "train", root: str | None = None, **clip: An
         files, labels = collect(split_dirs["train"])
         files, labels = take(files, labels, stratified_split(labels, [0.9, 0.1], SPLIT_SEED)[1])
     else:
-        raise DatasetNotFoundError(f"{NAME}: no {split} folder in {root}; create {os.path.join(root, split)}/<class>/")
+        raise DatasetNotFoundError(
+            f"{NAME}: no {split} folder in {root}; create {os.path.join(root, split)}/<class>/"
+        )
     if not files:
-        raise DatasetNotFoundError(f"{NAME}: no videos ({', '.join(VIDEO_EXTENSIONS)}) for split {split!r} under {root}")
+        raise DatasetNotFoundError(
+            f"{NAME}: no videos ({', '.join(VIDEO_EXTENSIONS)}) for split {split!r} under {root}"
+        )
     order = np.random.default_rng(SPLIT_SEED).permutation(len(files))
     files, labels = take(files, labels, order)
     return VideoFileDataset(info_for(NAME, classes, config), files, labels, config, SkipLog(NAME))

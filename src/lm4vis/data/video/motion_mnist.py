@@ -435,7 +435,9 @@ def _object_path(scene: _Scene, motion: str, frames: int) -> tuple[np.ndarray, n
     return centre, angle, np.exp(log_side), fade + 0.5
 
 
-def _coverage(sprite_image: np.ndarray, centre: np.ndarray, angle: np.ndarray, side: np.ndarray, size: int) -> np.ndarray:
+def _coverage(
+    sprite_image: np.ndarray, centre: np.ndarray, angle: np.ndarray, side: np.ndarray, size: int
+) -> np.ndarray:
     """The sprite's image resampled onto the canvas at every frame: float [T,size,size].
 
     The canvas is a torus: each pixel looks at the sprite through the shortest wrapped offset
@@ -461,8 +463,8 @@ def _render(
     canvas = np.broadcast_to(scene.background, (frames, size, size)).astype(np.float32)
     for sprite in scene.distractors:
         cover = _coverage(sprite.image, sprite.centre, sprite.angle, sprite.side, size)
-        canvas = np.where(cover > MASK_THRESHOLD, np.float32(scene.dark) + np.float32(sprite.bright - scene.dark) * cover,
-                          canvas)
+        drawn = np.float32(scene.dark) + np.float32(sprite.bright - scene.dark) * cover
+        canvas = np.where(cover > MASK_THRESHOLD, drawn, canvas)
     centre, angle, side, visibility = _object_path(scene, motion, frames)
     visibility = (config.fade_from + (1 - config.fade_from) * visibility).astype(np.float32)
     cover = _coverage(scene.image, centre, angle, side, size)

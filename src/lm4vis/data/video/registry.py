@@ -34,7 +34,8 @@ VIDEO_DATASETS: dict[str, VideoDatasetSpec] = {
                                      "generated: 14 motions of MNIST-style objects in clutter, 16x32x32 gray"),
     "ssv2": VideoDatasetSpec(build_ssv2, True, False,
                              "Something-Something-v2 release (labels/*.json + <id>.webm) or VideoMAE's lists"),
-    "video-folder": VideoDatasetSpec(build_video_folder, True, False, "root/[split/]<class>/<video> in any container"),
+    "video-folder": VideoDatasetSpec(build_video_folder, True, False,
+                                     "root/[split/]<class>/<video> in any container"),
 }
 
 

@@ -88,7 +88,9 @@ def read_labels(path: str) -> tuple[dict[str, int], tuple[str, ...]]:
     except (TypeError, ValueError) as e:
         raise ValueError(f"{path}: class ids must be integers (written as strings in the release): {e}") from e
     if sorted(ids.values()) != list(range(len(raw))):
-        raise ValueError(f"{path}: class ids must be 0..{len(raw) - 1}, each once; got {sorted(set(ids.values()))[:8]}...")
+        raise ValueError(
+            f"{path}: class ids must be 0..{len(raw) - 1}, each once; got {sorted(set(ids.values()))[:8]}..."
+        )
     names = tuple(sorted(ids, key=ids.__getitem__))
     return ids, names
 
@@ -173,7 +175,7 @@ def _read_release(root: str, split: str, labels_file: str | None) -> tuple[list[
             raise ValueError(f"{split_file}: {len(missing)} entries have no 'template' (e.g. id {missing[0]}); "
                              "is this the test list? use split='test'")
         classes = [class_of_template(e["template"]) for e in entries]
-    unmatched = [(video_id, text) for video_id, text in zip(ids, classes) if text not in class_ids]
+    unmatched = [(video_id, text) for video_id, text in zip(ids, classes, strict=True) if text not in class_ids]
     if unmatched:
         named = "; ".join(f"{text!r} (id {video_id})" for video_id, text in unmatched[:MAX_NAMED])
         raise BadInputError(
@@ -197,8 +199,10 @@ def _read_test_answers(path: str, ids: Sequence[str]) -> list[str]:
             answers[row[0].strip()] = class_of_template(row[1])
     unanswered = [i for i in ids if i not in answers]
     if unanswered:
-        raise BadInputError(f"{NAME}: {len(unanswered)} test videos have no class in {path}, e.g. id "
-                            f"{', '.join(unanswered[:MAX_NAMED])}; take test.json and {TEST_ANSWERS} from the same release")
+        raise BadInputError(
+            f"{NAME}: {len(unanswered)} test videos have no class in {path}, e.g. id "
+            f"{', '.join(unanswered[:MAX_NAMED])}; take test.json and {TEST_ANSWERS} from the same release"
+        )
     return [answers[i] for i in ids]
 
 
