@@ -135,8 +135,13 @@ def build_ssv2(
     labels_file = _find(root, JSON_FILES["labels"])
     lists = lists_dir or root
     if annotations == "json" or (annotations == "auto" and _find(root, JSON_FILES[split]) is not None):
-        ids, targets, source = _read_release(root, split, labels_file)
-        class_names = read_labels(labels_file)[1]
+        if labels_file is None:
+            raise DatasetNotFoundError(
+                f"{NAME}: no {' or '.join(JSON_FILES['labels'])} in {root} or its labels/ folder; "
+                "unpack the release's labels archive there"
+            )
+        class_ids, class_names = read_labels(labels_file)
+        ids, targets, source = _read_release(root, split, class_ids, labels_file)
         listed = [f"{video_id}.webm" for video_id in ids]
     else:
         listed, targets, source = _read_videomae_list(os.path.join(lists, CSV_FILES[split]))
@@ -151,17 +156,13 @@ def build_ssv2(
     return VideoFileDataset(info_for(NAME, class_names, config), files, targets[kept], config, skips)
 
 
-def _read_release(root: str, split: str, labels_file: str | None) -> tuple[list[str], np.ndarray, str]:
+def _read_release(
+    root: str, split: str, class_ids: dict[str, int], labels_file: str
+) -> tuple[list[str], np.ndarray, str]:
     """Video ids and class ids of one split of the release, every template checked."""
-    if labels_file is None:
-        raise DatasetNotFoundError(
-            f"{NAME}: no {' or '.join(JSON_FILES['labels'])} in {root} or its labels/ folder; "
-            "unpack the release's labels archive there"
-        )
     split_file = _find(root, JSON_FILES[split])
     if split_file is None:
         raise DatasetNotFoundError(f"{NAME}: no {' or '.join(JSON_FILES[split])} beside {labels_file}")
-    class_ids = read_labels(labels_file)[0]
     entries = _read_json(split_file)
     if not isinstance(entries, list) or not all(isinstance(e, dict) and "id" in e for e in entries):
         raise ValueError(f"{split_file}: expected a JSON list of objects with an 'id'")
