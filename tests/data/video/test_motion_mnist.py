@@ -196,3 +196,19 @@ def test_a_single_frame_is_at_chance_while_frames_in_order_are_not() -> None:
     # The same probe on the first and the last frame, in that order, tells classes apart.
     ordered = _probe(_ends(train), train_y, _ends(val), val_y)
     assert ordered > 2 * CHANCE, f"frames in order carry no class either: {ordered:.3f}"
+
+
+def test_a_batch_feeds_transformers_videomae_after_one_transpose(small: MotionMNIST) -> None:
+    # The layout note of lm4vis.data.video: clips are (C, T, H, W); VideoMAEModel takes
+    # pixel_values (B, T, C, H, W).
+    from transformers import VideoMAEConfig, VideoMAEModel
+
+    info = small.info
+    config = VideoMAEConfig(image_size=info.image_size, patch_size=8, num_channels=info.in_chans,
+                            num_frames=info.num_frames, tubelet_size=2, hidden_size=32, num_hidden_layers=1,
+                            num_attention_heads=2, intermediate_size=64)
+    batch = small.collate([small[i] for i in range(2)])
+    out = VideoMAEModel(config)(pixel_values=batch["video"].transpose(1, 2)).last_hidden_state
+    assert out.shape == (2, (info.num_frames // 2) * (info.image_size // 8) ** 2, 32)
+    with pytest.raises(ValueError, match="channel dimension"):
+        VideoMAEModel(config)(pixel_values=batch["video"])  # (B, C, T, H, W) as it is: refused
