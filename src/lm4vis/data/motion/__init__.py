@@ -1,0 +1,11 @@
+"""Motion forecasting datasets, vectorised alike: polylines of vectors in the focal frame."""
+
+from .base import MotionConfig, MotionDataset, MotionInfo
+from .frame import FocalFrame, focal_frame, to_local, to_world
+from .vectorize import FEATURES, NUM_FEATURES, POLYLINE_TYPES, Lane, Scene, collate, vectorize
+
+__all__ = [
+    "MotionConfig", "MotionDataset", "MotionInfo",
+    "FocalFrame", "focal_frame", "to_local", "to_world",
+    "FEATURES", "NUM_FEATURES", "POLYLINE_TYPES", "Lane", "Scene", "collate", "vectorize",
+]
