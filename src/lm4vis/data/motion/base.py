@@ -1,9 +1,10 @@
 """What the motion datasets share: their description, their options, and one item pipeline.
 
 Each dataset reads a `Scene` (``_scene``) in its own format and the base class turns it into an
-item with `vectorize` (``_item``, which a dataset may extend). Scenes found unusable while an
-item is read (possibly in a DataLoader worker) come back as `Skipped` markers that `collate`
-counts into ``batch["skipped"]``; problems found while indexing are counted on ``skips``.
+item with `vectorize` (``_item``, which a dataset may extend), kept as an ``.npz`` in the
+dataset's cache folder when it has one. Scenes found unusable while an item is read (possibly
+in a DataLoader worker) come back as `Skipped` markers that `collate` counts into
+``batch["skipped"]``; problems found while indexing are counted on ``skips``.
 """
 
 from __future__ import annotations
@@ -109,7 +110,8 @@ class MotionDataset(Dataset):
     """Base of the motion datasets: items are dicts of tensors (`vectorize`'s module doc).
 
     Subclasses set ``info``, ``cfg`` (a `MotionConfig`), ``skips`` and ``cache`` (a cache
-    folder for processed items, or None), and implement ``__len__`` and ``_scene``.
+    folder for processed items, or None), and implement ``__len__`` and ``_scene`` (or
+    ``_item``, to add keys of their own).
     """
 
     info: MotionInfo

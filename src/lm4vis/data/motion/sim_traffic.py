@@ -60,9 +60,8 @@ COMFORT_DECEL = 2.5
 ANTICIPATION = 2.0
 MAX_DECEL = 8.0
 MIN_GAP = 2.0  # IDM's jam distance
-LANE_HALF_WIDTH = 1.8  # another agent closer than this to my path is on it
-LOOKAHEAD = 60  # route points searched for a leader
-SPEED_HORIZON = 40  # route points whose curve speed limits the present speed
+CROSSING = 1.8  # two intersection lanes whose points come this close cross there
+LOOKAHEAD = 60.0  # metres ahead within which a vehicle on my route is my leader
 YIELD_HORIZON = 3.0  # seconds: a right-of-way agent closer in time than this is waited for
 YIELD_DECEL = 4.0  # an agent that would need more than this to stop at its yield point goes on
 STOP_BACK = 4.0  # a yielding agent stops this far before the conflict point
@@ -230,7 +229,7 @@ def _conflict(road: Road, a: Route, b: Route) -> tuple[float, float] | None:
         for lb in (lane for lane in b.lanes if road.lanes[lane].is_intersection and lane not in a.lanes):
             kb = np.flatnonzero(b.segment == lb)
             d = np.linalg.norm(a.points[ka][:, None] - b.points[kb][None], axis=-1)
-            close = np.argwhere(d < LANE_HALF_WIDTH)
+            close = np.argwhere(d < CROSSING)
             if len(close):
                 i, j = close[np.argmin(close[:, 0])]
                 found.append((ka[i] * ROUTE_SPACING, kb[j] * ROUTE_SPACING))
@@ -569,20 +568,18 @@ class SimTraffic(MotionDataset):
         scene, truth = generate_scene(self.cfg, index)
         vec = self._vectorize(scene)
 
-        def polyline(found: np.ndarray) -> int:
-            hits = np.flatnonzero(found)
+        def first(source: np.ndarray, wanted: int) -> int:  # the nearest polyline of a track or lane
+            hits = np.flatnonzero(source == wanted) if wanted >= 0 else []
             return int(hits[0]) if len(hits) else -1
 
-        track_of, lane_of = vec.track_of, vec.lane_of
         deciders = [a for a in (truth.leader, truth.yield_to) if a >= 0]
-        relevant = np.isin(lane_of, truth.future_lanes) | (np.isin(track_of, deciders) & (track_of >= 0))
-        target = polyline(lane_of == truth.target_lane) if truth.target_lane >= 0 else -1
+        relevant = np.isin(vec.lane_of, truth.future_lanes) | np.isin(vec.track_of, deciders)
         extra = {
             "layout": truth.layout,
             "maneuver": truth.maneuver,
-            "target_lane": target,
-            "leader": polyline(track_of == truth.leader) if truth.leader >= 0 else -1,
-            "yield_to": polyline(track_of == truth.yield_to) if truth.yield_to >= 0 else -1,
+            "target_lane": first(vec.lane_of, truth.target_lane),
+            "leader": first(vec.track_of, truth.leader),
+            "yield_to": first(vec.track_of, truth.yield_to),
         }
         item = dict(vec.item)
         item.update({key: torch.tensor(value, dtype=torch.long) for key, value in extra.items()})

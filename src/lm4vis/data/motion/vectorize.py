@@ -38,7 +38,7 @@ import torch
 from torch import Tensor
 
 from ..skips import Skipped, drop_skipped
-from .frame import FocalFrame, focal_frame
+from .frame import focal_frame
 
 POLYLINE_TYPES: tuple[str, ...] = ("focal", "agent", "av", "lane")
 FOCAL, AGENT, AV, LANE = range(len(POLYLINE_TYPES))
@@ -111,17 +111,15 @@ class Scene:
 
 @dataclass(frozen=True)
 class Vectorized:
-    """An item and where its polylines came from.
+    """An item and where its polylines came from (what a dataset needs to point at polylines).
 
     Args:
         item: the item (keys in the module docstring).
-        frame: the focal frame the item is expressed in.
         track_of: (P,) index into the scene's tracks of each polyline, -1 for lanes.
         lane_of: (P,) index into the scene's lanes of each polyline, -1 for tracks.
     """
 
     item: dict[str, Tensor]
-    frame: FocalFrame
     track_of: np.ndarray
     lane_of: np.ndarray
 
@@ -235,7 +233,7 @@ def vectorize(
         "scene_id": torch.tensor(scene.scene_id, dtype=torch.long),
         "dropped_agents": torch.tensor(dropped, dtype=torch.long),
     }
-    return Vectorized(item, frame, np.asarray(track_of), np.asarray(lane_of))
+    return Vectorized(item, np.asarray(track_of), np.asarray(lane_of))
 
 
 def collate(items: list[dict[str, Tensor] | Skipped]) -> dict[str, Any]:
