@@ -217,3 +217,12 @@ def test_a_city_without_its_map_is_named(tmp_path):
 def test_config_errors(kwargs, message):
     with pytest.raises(ValueError, match=message):
         Argoverse1Config(**kwargs)
+
+
+def test_skips_found_in_workers_reach_the_batch(tmp_path):
+    write_argoverse_csv(tmp_path / "val/data/1.csv", argoverse_scene())
+    _bad(lambda ls: [line.replace(",AGENT,", ",OTHERS,") for line in ls])(tmp_path / "val/data/2.csv")
+    ds = _dataset(tmp_path)
+    loader = torch.utils.data.DataLoader(ds, batch_size=2, num_workers=1, collate_fn=ds.collate)
+    (batch,) = list(loader)
+    assert batch["skipped"] == {"no-agent": 1} and batch["scene_id"].tolist() == [1]
