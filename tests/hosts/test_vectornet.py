@@ -76,7 +76,8 @@ def test_padding_changes_no_prediction(sim, batch, decoder, slot):
 def test_the_order_of_other_polylines_does_not_matter(sim, batch, decoder):
     model = _model(sim, decoder)
     p = batch["vectors"].shape[1]
-    order = torch.cat([torch.zeros(1, dtype=torch.long), torch.randperm(p - 1, generator=torch.Generator().manual_seed(2)) + 1])
+    others = torch.randperm(p - 1, generator=torch.Generator().manual_seed(2)) + 1
+    order = torch.cat([torch.zeros(1, dtype=torch.long), others])  # the focal agent stays first
     shuffled = {k: batch[k][:, order] for k in ("vectors", "vector_mask", "polyline_mask")}
     with torch.no_grad():
         base, moved = _run(model, batch), _run(model, shuffled)
@@ -119,7 +120,8 @@ def test_loss_regresses_the_mode_that_ends_nearest():
     out = forecasting_loss(trajectories, logits, future, regression="l2")
     assert out["best_mode"].tolist() == [1]
     # squared error summed over x, y and averaged over the 2 steps: (16 + 4) / 2; CE at uniform: ln 2
-    assert out["regression"].item() == pytest.approx(10.0) and out["classification"].item() == pytest.approx(0.6931, abs=1e-4)
+    assert out["regression"].item() == pytest.approx(10.0)
+    assert out["classification"].item() == pytest.approx(0.6931, abs=1e-4)
     out["loss"].backward()
     assert (trajectories.grad[0, 0] == 0).all() and (trajectories.grad[0, 1] != 0).any()  # winner takes all
     assert logits.grad[0, 1] < 0 < logits.grad[0, 0]  # and the confidence moves to the winner

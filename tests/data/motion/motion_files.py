@@ -41,7 +41,8 @@ def write_argoverse_csv(path: Path, tracks: dict[int, Track], city: str = "PIT")
             rows.append((step, rank, k, track.object_type, x, y))
     rows.sort()
     lines = [ARGOVERSE_HEADER] + [
-        f"{T0 + 0.1 * step:.6f},{track_id(k)},{kind},{float(x)!r},{float(y)!r},{city}" for step, _, k, kind, x, y in rows
+        f"{T0 + 0.1 * step:.6f},{track_id(k)},{kind},{float(x)!r},{float(y)!r},{city}"
+        for step, _, k, kind, x, y in rows
     ]
     path.write_text("\n".join(lines) + "\n")
     return path

@@ -122,15 +122,16 @@ def _drop_agent_row(step: int):
 SCENE_PROBLEMS = [
     ("nan-coordinates", "on_nan", _bad(edit=lambda ls: [ls[0], ls[1].replace(",1980.0,", ",NaN,"), *ls[2:]])),
     ("nan-coordinates", "on_nan", _bad(edit=lambda ls: [ls[0], ls[1].replace(",1980.0,", ",,"), *ls[2:]])),
-    ("no-agent", "on_bad_focal", _bad(edit=lambda ls: [l.replace(",AGENT,", ",OTHERS,") for l in ls])),
+    ("no-agent", "on_bad_focal", _bad(edit=lambda ls: [line.replace(",AGENT,", ",OTHERS,") for line in ls])),
     ("several-agents", "on_bad_focal",
-     _bad(edit=lambda ls: [l.replace(f"{track_id(100)},OTHERS", f"{track_id(100)},AGENT") for l in ls])),
+     _bad(edit=lambda ls: [line.replace(f"{track_id(100)},OTHERS", f"{track_id(100)},AGENT") for line in ls])),
     ("focal-track-too-short", "on_bad_focal", _bad(edit=_drop_agent_row(3))),
     ("focal-future-incomplete", "on_bad_focal", _bad(edit=_drop_agent_row(40))),
 ]
 
 
-@pytest.mark.parametrize("reason, policy, write", SCENE_PROBLEMS, ids=[f"{r}-{i}" for i, (r, _, _) in enumerate(SCENE_PROBLEMS)])
+@pytest.mark.parametrize("reason, policy, write", SCENE_PROBLEMS,
+                         ids=[f"{reason}-{i}" for i, (reason, _, _) in enumerate(SCENE_PROBLEMS)])
 def test_bad_scenes_skip_and_count_or_fail(tmp_path, reason, policy, write):
     write(tmp_path / "val/data/3.csv")
     write_argoverse_csv(tmp_path / "val/data/4.csv", argoverse_scene())

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from lm4vis.data.motion import FEATURES, LAYOUTS, MANEUVERS, SimTraffic, SimTrafficConfig, collate, focal_frame, to_world
-from lm4vis.data.motion.sim_roads import MAJOR, MINOR, SimLane, Road, resample
+from lm4vis.data.motion import (FEATURES, GROUND_TRUTH_KEYS, LAYOUTS, MANEUVERS, SimTraffic, SimTrafficConfig,
+                                collate, focal_frame, to_world)
+from lm4vis.data.motion.sim_roads import MAJOR, MINOR, Road, SimLane, resample
 from lm4vis.data.motion.sim_traffic import (CAR_LENGTH, LATERAL_ACCEL, Drivers, build_route, conflicts_of,
                                             generate_scene, simulate)
 from lm4vis.data.motion.vectorize import AGENT, FOCAL, LANE
@@ -36,7 +37,7 @@ def test_scene_depends_only_on_seed_split_and_index():
 @pytest.mark.parametrize("layout", LAYOUTS)
 def test_every_layout_makes_valid_items(layout):
     ds = _dataset(layouts=(layout,), num_scenes=4)
-    assert ds.info.has_map and ds.info.extra_keys == ("layout", "maneuver", "target_lane", "leader", "yield_to", "relevant")
+    assert ds.info.has_map and ds.info.extra_keys == GROUND_TRUTH_KEYS
     for i in range(4):
         item = ds[i]
         assert int(item["layout"]) == LAYOUTS.index(layout)

@@ -32,7 +32,8 @@ def _scene(extra_agents: int = 0) -> Scene:
     observed[3, :] = False
     observed[3, 1] = True
     observed[4, :OBS] = False
-    lanes = [Lane(np.stack([np.arange(-6.0, 7.0), np.full(13, 1.5)], 1) + [500.0, 200.0], is_intersection=True, turn=LEFT),
+    alongside = np.stack([np.arange(-6.0, 7.0), np.full(13, 1.5)], 1) + [500.0, 200.0]
+    lanes = [Lane(alongside, is_intersection=True, turn=LEFT),
              Lane(np.array([[700.0, 200.0], [710.0, 200.0]]))]
     types = np.array([FOCAL, AV, AGENT, AGENT, AGENT] + [AGENT] * extra_agents)
     return Scene(42, positions, observed, types, OBS, HZ, True, lanes)

@@ -122,7 +122,8 @@ class ArgoverseLanes:
             return self._cities[city]
         path = self.xml_path(city)
         if not path.is_file():
-            raise BadInputError(f"{NAME}: a scene in {city} needs {path}; extract all of hd_maps.tar.gz into {self.root}")
+            raise BadInputError(f"{NAME}: a scene in {city} needs {path}; "
+                                f"extract all of hd_maps.tar.gz into {self.root}")
         stat = path.stat()
         cached = cache_dir(f"{NAME}-map", xml=str(path.resolve()), size=stat.st_size,
                            mtime=stat.st_mtime_ns, version=FORMAT_VERSION) / "lanes.npz"
