@@ -14,8 +14,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 CACHE_ENV = "LM4VIS_CACHE"
 
@@ -44,15 +45,32 @@ def cache_dir(dataset: str, **parts: Any) -> Path:
     return path
 
 
-def atomic_save_npy(path: Path, array: Any) -> None:
-    """Write ``array`` to ``path`` (``.npy``) through a temporary file, so a killed process
-    never leaves half an array behind for the next run to read."""
-    import numpy as np
-
+def _atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
+    # Through a temporary file in the same folder, renamed at the end: a killed process never
+    # leaves half a file behind for the next run to read.
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with open(tmp, "wb") as f:
-        np.save(f, np.asarray(array), allow_pickle=False)
+        write(f)
     tmp.replace(path)
 
 
-__all__ = ["CACHE_ENV", "cache_root", "cache_key", "cache_dir", "atomic_save_npy"]
+def atomic_save_npy(path: Path, array: Any) -> None:
+    """Write ``array`` to ``path`` (``.npy``) atomically, without pickling."""
+    import numpy as np
+
+    _atomic_write(path, lambda f: np.save(f, np.asarray(array), allow_pickle=False))
+
+
+def atomic_save_npz(path: Path, **arrays: Any) -> None:
+    """Write named ``arrays`` to ``path`` (``.npz``) atomically; refuses object arrays, which
+    only a pickle could store."""
+    import numpy as np
+
+    arrays = {name: np.asarray(value) for name, value in arrays.items()}
+    pickled = [name for name, value in arrays.items() if value.dtype.hasobject]
+    if pickled:
+        raise TypeError(f"atomic_save_npz: {', '.join(pickled)} would need a pickle; store plain arrays")
+    _atomic_write(path, lambda f: np.savez(f, **arrays))
+
+
+__all__ = ["CACHE_ENV", "cache_root", "cache_key", "cache_dir", "atomic_save_npy", "atomic_save_npz"]

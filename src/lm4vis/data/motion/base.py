@@ -1,0 +1,160 @@
+"""What the motion datasets share: their description, their options, and one item pipeline.
+
+Each dataset reads a `Scene` (``_scene``) in its own format and the base class turns it into an
+item with `vectorize` (``_item``, which a dataset may extend), kept as an ``.npz`` in the
+dataset's cache folder when it has one. Scenes found unusable while an item is read (possibly
+in a DataLoader worker) come back as `Skipped` markers that `collate` counts into
+``batch["skipped"]``; problems found while indexing are counted on ``skips``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from ..base import check_split
+from ..cache import atomic_save_npz
+from ..skips import BadInputError, SkipLog, Skipped
+from .vectorize import FEATURES, POLYLINE_TYPES, Scene, Vectorized, collate, vectorize
+
+
+@dataclass(frozen=True)
+class MotionInfo:
+    """What a model needs to know about a motion dataset before it sees an item.
+
+    Args:
+        name: registered dataset name (``argoverse1``, ``eth-ucy``, ``sim-traffic``).
+        split: ``train``, ``val`` or ``test``.
+        obs_len: observed steps per scene.
+        pred_len: future steps to forecast (``future`` is (pred_len, 2)).
+        hz: steps per second.
+        has_map: items carry lane polylines (Argoverse with ``map_root``, the simulator).
+        has_future: items of this split carry ground truth (not Argoverse's test split).
+        feature_names: what each of the F numbers of a vector means.
+        polyline_types: names of the ``polyline_type`` values.
+        extra_keys: item keys beyond the shared ones (the simulator's ground truth).
+    """
+
+    name: str
+    split: str
+    obs_len: int
+    pred_len: int
+    hz: float
+    has_map: bool
+    has_future: bool
+    feature_names: tuple[str, ...] = FEATURES
+    polyline_types: tuple[str, ...] = POLYLINE_TYPES
+    extra_keys: tuple[str, ...] = ()
+
+    @property
+    def num_features(self) -> int:
+        return len(self.feature_names)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class MotionConfig:
+    """Options every motion dataset has: which split, and how scenes become polylines.
+
+    Args:
+        split: ``train``, ``val`` or ``test``.
+        max_agents: most track polylines per item, the focal agent included; the nearest are
+            kept and the rest counted (``batch["skipped"]["agents-beyond-max_agents"]``).
+        lane_radius: metres around the focal agent within which lane pieces are kept.
+        lane_piece_vectors: lanes longer than this many vectors are split into pieces.
+        min_heading_distance: metres of travel the focal heading is measured over
+            (`frame.focal_frame`).
+    """
+
+    split: str = "train"
+    max_agents: int = 64
+    lane_radius: float = 50.0
+    lane_piece_vectors: int = 9
+    min_heading_distance: float = 1.0
+
+    def __post_init__(self) -> None:
+        check_split(self.split)
+        for name in ("max_agents", "lane_piece_vectors"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        for name in ("lane_radius", "min_heading_distance"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be positive (metres), got {getattr(self, name)}")
+
+
+def bad_scene(policy: str, dataset: str, reason: str, detail: str, fix: str) -> Skipped:
+    """An unusable scene met while reading an item: raise `BadInputError` under ``fail``, else
+    the `Skipped` marker that `collate` counts (a worker's own counters never reach the engine).
+
+    Args:
+        policy: ``skip`` or ``fail``.
+        dataset: name used in the message.
+        reason: short key the skip is counted under.
+        detail: which scene, and what is wrong with it.
+        fix: what the user can do.
+    """
+    if policy == "fail":
+        raise BadInputError(f"{dataset}: {detail}; {fix}")
+    return Skipped(reason, detail)
+
+
+class MotionDataset(Dataset):
+    """Base of the motion datasets: items are dicts of tensors (`vectorize`'s module doc).
+
+    Subclasses set ``info``, ``cfg`` (a `MotionConfig`), ``skips`` and ``cache`` (a cache
+    folder for processed items, or None), and implement ``__len__`` and ``_scene`` (or
+    ``_item``, to add keys of their own).
+    """
+
+    info: MotionInfo
+    cfg: MotionConfig
+    skips: SkipLog
+    cache: Path | None = None
+    collate = staticmethod(collate)
+
+    def _scene(self, index: int) -> Scene | Skipped:
+        """Scene ``index`` in world coordinates, or why it cannot be used."""
+        raise NotImplementedError
+
+    def _item(self, index: int) -> dict[str, Tensor] | Skipped:
+        scene = self._scene(index)
+        if isinstance(scene, Skipped):
+            return scene
+        return self._vectorize(scene).item
+
+    def _vectorize(self, scene: Scene) -> Vectorized:
+        cfg = self.cfg
+        return vectorize(scene, self.info.pred_len, cfg.max_agents, cfg.lane_radius,
+                         cfg.lane_piece_vectors, cfg.min_heading_distance)
+
+    def _cache_name(self, index: int) -> str:
+        """File name of item ``index`` in the cache folder."""
+        return f"{index}.npz"
+
+    def __getitem__(self, index: int) -> dict[str, Tensor] | Skipped:
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"index {index} out of range for {self.info.name} of length {len(self)}")
+        index %= len(self)
+        cached = self.cache / self._cache_name(index) if self.cache is not None else None
+        if cached is not None and cached.is_file():
+            with np.load(cached, allow_pickle=False) as f:
+                return {key: torch.from_numpy(f[key]) for key in f.files}
+        item = self._item(index)
+        if cached is not None and not isinstance(item, Skipped):  # a skip is re-read: cheap, rare
+            atomic_save_npz(cached, **{key: value.numpy() for key, value in item.items()})
+        return item
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}(split={self.info.split!r}, scenes={len(self)}, "
+                f"has_map={self.info.has_map}, has_future={self.info.has_future})")
+
+
+__all__ = ["MotionInfo", "MotionConfig", "MotionDataset", "bad_scene"]
