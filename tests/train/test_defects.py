@@ -92,3 +92,30 @@ def test_a_bf16_true_run_reloads(tiny_cfg):
     assert summary["status"] == "completed"
     model, _ = load_run(summary["run_dir"])
     assert model.lm_block.lm.layers[0].attn.q_proj.weight.dtype == torch.float32  # as read again
+
+
+def test_a_trainer_lightning_refuses_leaves_no_folder_and_one_line(tiny_cfg):
+    from lm4vis.train.config import ConfigError
+
+    cfg = tiny_cfg.replace({"run_name": "gpu", "trainer.accelerator": "gpu"})
+    with pytest.raises(ConfigError, match="--accelerator") as e:
+        train(cfg)
+    assert "no run folder" in str(e.value) and len(str(e.value).splitlines()) == 1
+    assert not (Path(cfg.out_dir) / "gpu").exists()
+    assert train(cfg.replace({"trainer.accelerator": "cpu"}))["status"] == "completed"  # the fix just works
+
+
+def test_grid_seed_flag_is_refused_with_the_right_flag(tmp_path):
+    from lm4vis.cli import main
+
+    assert main(["compare", "--config", "demo", "--seed", "5"]) == 1
+
+
+def test_compare_names_its_own_fix_for_a_config_mismatch(tiny_cfg):
+    from lm4vis.train.config import ConfigError
+
+    cfg = tiny_cfg.replace({"trainer.max_epochs": 1})
+    compare(cfg, ["baseline"], [0], name="mismatch")
+    with pytest.raises(ConfigError, match="another --name") as e:
+        compare(cfg.replace({"optim.lr": 0.01}), ["baseline"], [0], name="mismatch")
+    assert "--run-name" not in str(e.value)

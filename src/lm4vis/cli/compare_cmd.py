@@ -61,6 +61,8 @@ def run(args: argparse.Namespace) -> int:
     quiet_lightning(getattr(args, "verbose", False))
     if args.config is None and not args.overrides:
         raise ValueError("give --config PRESET (see configs/); --help has examples")
+    if args.seed is not None:  # one run's flag: a grid has many seeds
+        raise ValueError(f"--seed sets one run's seed; give the grid's seeds with --seeds {args.seed}")
     cfg = load_config(args.config, collect_overrides(args), plugins=args.plugin)
     variants, seeds = parse_list(args.variants, "variants"), parse_seeds(args.seeds)
     unknown = [v for v in variants if v not in VARIANTS]

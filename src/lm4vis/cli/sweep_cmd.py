@@ -51,6 +51,8 @@ def run(args: argparse.Namespace) -> int:
     quiet_lightning(getattr(args, "verbose", False))
     if args.config is None and not args.overrides:
         raise ValueError("give --config PRESET (see configs/); --help has examples")
+    if args.seed is not None:  # one run's flag: a grid has many seeds
+        raise ValueError(f"--seed sets one run's seed; give the grid's seeds with --seeds {args.seed}")
     cfg = load_config(args.config, collect_overrides(args), plugins=args.plugin)
     seeds = parse_seeds(args.seeds)
     from ..train.sweep import sweep  # torch and Lightning: only once the command is sound

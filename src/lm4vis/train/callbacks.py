@@ -14,6 +14,7 @@ import torch
 from lightning.fabric.loggers.logger import rank_zero_experiment
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.callbacks import TQDMProgressBar
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 
 from .files import atomic_write
@@ -158,3 +159,44 @@ def truncate_metrics(path: Path, completed_epochs: int) -> None:
         w.writerows(rows)
 
     atomic_write(path, write, mode="w")
+
+
+class LabelledProgressBar(TQDMProgressBar):
+    """Lightning's bar, named by what it trains: ``[4/9] frozen-lm seed 1 · epoch 2``.
+
+    Args:
+        label: what this run is within its grid (None: the run folder's name).
+    """
+
+    def __init__(self, label: str) -> None:
+        super().__init__()
+        self.label = label
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_train_epoch_start(trainer, pl_module)
+        self.train_progress_bar.set_description(f"{self.label} · epoch {trainer.current_epoch + 1}/{trainer.max_epochs}")
+
+
+class EpochLines(L.Callback):
+    """One line per epoch where a bar does not suit (output is not a terminal, or the preset
+    turned the bar off): a long run never goes silent.
+
+    Args:
+        label: what this run is within its grid.
+        monitor: the key of the task's monitor metric (``val/acc``).
+    """
+
+    def __init__(self, label: str, monitor: str) -> None:
+        self.label, self.monitor = label, monitor
+        self._start = 0.0
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._start = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.is_global_zero:
+            return
+        m = trainer.callback_metrics
+        parts = [f"{k}={float(m[k]):.4g}" for k in ("train/epoch_loss", self.monitor) if k in m]
+        print(f"{self.label} · epoch {trainer.current_epoch + 1}/{trainer.max_epochs} "
+              f"({time.perf_counter() - self._start:.0f} s): {'  '.join(parts)}", flush=True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -101,16 +102,28 @@ def run_grid(
     if len(set(seeds)) != len(seeds) or len(set(folders)) != len(folders):
         raise ConfigError("variants (cells) and seeds must not repeat")
     out_dir = Path(cfg.out_dir) / name
-    runs = []
+    runs: list[dict[str, Any]] = []
+    total, trained = len(seeds) * len(cells), []
+    start = time.perf_counter()
     for seed in seeds:
         for label, overrides in cells:
             folder = run_name(label, seed)
             run_cfg = cfg.replace({**overrides, "seed": seed, "out_dir": os.fspath(out_dir),
                                    "run_name": folder})
-            summary = _one(run_cfg, out_dir / folder)
+            place = f"[{len(runs) + 1}/{total}] {label} seed {seed}"
+            begun = time.perf_counter()
+            summary = _one(run_cfg, out_dir / folder, place)
             runs.append({**summary, "cell": label})
+            if time.perf_counter() - begun > 1.0:  # trained now, not reused: it counts for the estimate
+                trained.append(time.perf_counter() - begun)
+            left = total - len(runs)
+            if left and trained:
+                eta = left * sum(trained) / len(trained)
+                log.info("%s: %s; about %.0f min left (%d runs)", place, summary.get("status"),
+                         eta / 60, left)
             if on_run_done is not None:
                 on_run_done(runs[-1])
+    log.debug("grid %s took %.0f s", name, time.perf_counter() - start)
     meta = {
         "title": title or f"Comparison on {cfg.data.name}",
         "dataset": _dataset_line(cfg),
@@ -127,7 +140,7 @@ def run_grid(
     return results
 
 
-def _one(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
+def _one(cfg: RunConfig, run_dir: Path, label: str) -> dict[str, Any]:
     if run_dir.exists():
         done = read_summary(run_dir)
         if done is not None and done.get("status") == "failed":
@@ -138,11 +151,11 @@ def _one(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
             aside = _move_aside(run_dir)
             log.warning("%s had failed (%s) with another config; kept as %s and trained again",
                         run_dir, done.get("error"), aside.name)
-            return train(cfg)
+            return train(cfg, label=label)
         # Completed runs are returned as they are, killed ones continue; both only if the
         # folder holds this very config.
-        return train(cfg, resume=run_dir)
-    return train(cfg)
+        return train(cfg, resume=run_dir, label=label, interface="compare")
+    return train(cfg, label=label)
 
 
 def _config_changed(run_dir: Path, cfg: RunConfig) -> bool:

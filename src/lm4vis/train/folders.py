@@ -86,13 +86,22 @@ def write_summary(run_dir: Path, summary: dict[str, Any]) -> None:
     atomic_write(run_dir / SUMMARY_FILE, lambda f: json.dump(summary, f, indent=2, default=str), mode="w")
 
 
-def check_resume_config(saved: RunConfig, given: RunConfig, run_dir: Path) -> None:
+#: What to do about a resume with another config, in the words of each interface.
+RESUME_FIX = {
+    "train": "Resume without --config (the run's own config.yaml is used), or start a new run with --run-name",
+    "compare": "Give compare another --name (or --out) for this config, or move that folder away",
+    "python": "Call train(None, resume=...) to use the run's own config, or set run_name for a new run",
+}
+
+
+def check_resume_config(saved: RunConfig, given: RunConfig, run_dir: Path, interface: str = "train") -> None:
     """Refuse to resume ``run_dir`` with a config that computes something else.
 
     Args:
         saved: the run's ``config.yaml``.
         given: the config asked for now (already resolved by `prepare_config`).
         run_dir: for the message.
+        interface: whose words the fix is given in (``train``, ``compare``, ``python``).
     """
     a, b = saved.to_dict(), given.to_dict()
     for key in LOCATION_KEYS:
@@ -102,10 +111,7 @@ def check_resume_config(saved: RunConfig, given: RunConfig, run_dir: Path) -> No
     if differing:
         flat_a, flat_b = _flat(a), _flat(b)
         details = "; ".join(f"{k}: run has {flat_a.get(k)!r}, given {flat_b.get(k)!r}" for k in differing)
-        raise ConfigError(
-            f"cannot resume {run_dir} with a different config ({details}). Resume without "
-            "--config (the run's own config.yaml is used), or start a new run with --run-name"
-        )
+        raise ConfigError(f"cannot resume {run_dir} with a different config ({details}). {RESUME_FIX[interface]}")
 
 
 def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:

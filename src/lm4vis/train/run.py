@@ -50,6 +50,8 @@ def train(
     resume: str | os.PathLike | None = None,
     auto_name: bool = False,
     callbacks: Iterable[Any] = (),
+    label: str | None = None,
+    interface: str = "train",
 ) -> dict[str, Any]:
     """Train one run and return its summary (also written as ``summary.json``).
 
@@ -59,6 +61,9 @@ def train(
             as is, a run killed before its first checkpoint starts over in its folder.
         auto_name: take the first free ``<run_name>-N`` folder instead of refusing a taken one.
         callbacks: extra Lightning callbacks (tests use one to simulate a kill).
+        label: what the progress output calls this run (``[4/9] frozen-lm seed 1``); the run
+            folder's name when None.
+        interface: whose words an error's fix is given in (``train``, ``compare``, ``python``).
 
     Returns:
         The summary dict: ``status`` (``completed`` or ``failed``), ``run_dir``, metrics, ...
@@ -68,7 +73,7 @@ def train(
         ConfigError: the config is invalid or differs from the run being resumed.
     """
     secondary = is_secondary_process()
-    run_dir, cfg, ckpt, model, source = _resolve_run(cfg, resume, auto_name, secondary)
+    run_dir, cfg, ckpt, model, source = _resolve_run(cfg, resume, auto_name, secondary, interface)
     if resume is not None:
         # Every process decides alike: DDP workers re-run the same command (and `compare` loop).
         done = read_summary(run_dir)
@@ -86,7 +91,7 @@ def train(
             truncate_metrics(run_dir / "metrics.csv", _completed_epochs(ckpt))
         elif resume is not None:
             (run_dir / "metrics.csv").unlink(missing_ok=True)  # nothing survived: start clean
-    return _fit(cfg, model, source, run_dir, ckpt, list(callbacks))
+    return _fit(cfg, model, source, run_dir, ckpt, list(callbacks), label or run_dir.name)
 
 
 def _resolve_run(
@@ -94,6 +99,7 @@ def _resolve_run(
     resume: str | os.PathLike | None,
     auto_name: bool,
     secondary: bool,
+    interface: str = "train",
 ) -> tuple[Path, RunConfig, Path | None, nn.Module | None, DataSource | None]:
     """(run folder, resolved config, checkpoint to resume from or None, model and data source
     if built)."""
@@ -108,7 +114,7 @@ def _resolve_run(
         saved = load_run_config(config_file)
         if cfg is not None:
             if not secondary:
-                check_resume_config(saved, prepare_config(cfg), run_dir)
+                check_resume_config(saved, prepare_config(cfg), run_dir, interface)
             # What is allowed to differ is taken from the command, e.g. --compile on a resume.
             given = _flat(cfg.to_dict())
             saved = saved.replace({k: given[k] for k in EXECUTION_KEYS if k in given})
@@ -140,6 +146,7 @@ def _resolve_run(
         )
     cfg = cfg.replace({"run_name": name})
     _check_strategy(cfg)
+    _probe_trainer(cfg)  # a hardware/strategy Lightning refuses leaves no folder behind
     model = _build_model(cfg, source)  # fail on a bad host/block before the folder exists
     run_dir.mkdir(parents=True, exist_ok=False)
     atomic_write(run_dir / CONFIG_FILE, lambda f: f.write(cfg.to_yaml()), mode="w")
@@ -179,6 +186,29 @@ def _check_strategy(cfg: RunConfig) -> None:
         )
 
 
+#: The config keys behind each Trainer argument, to name in an error.
+_TRAINER_FLAGS = "--accelerator, --devices, --strategy, --precision (trainer.accelerator, ...)"
+
+
+def _probe_trainer(cfg: RunConfig) -> None:
+    """Build (and drop) a Trainer with the run's hardware settings, so that a combination
+    Lightning refuses fails before the run folder exists, in one line instead of a traceback."""
+    import lightning as L
+
+    t = cfg.trainer
+    try:
+        L.Trainer(accelerator=t.accelerator, devices=t.devices, num_nodes=t.num_nodes,
+                  strategy=_strategy(t.strategy), precision=t.precision, logger=False,
+                  enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+    except Exception as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ConfigError(
+            f"Lightning cannot run trainer.accelerator={t.accelerator!r}, devices={t.devices!r}, "
+            f"strategy={t.strategy!r}, precision={t.precision!r} here: {first}. Change it with "
+            f"{_TRAINER_FLAGS}; no run folder was made"
+        ) from None
+
+
 def _strategy(name: str) -> Any:
     if name == "fsdp":
         from lightning.pytorch.strategies import FSDPStrategy
@@ -214,6 +244,22 @@ def compile_block(model: nn.Module) -> None:
         att.block.compile()
 
 
+def _bar(cfg: RunConfig) -> bool:
+    import sys
+
+    return cfg.trainer.progress_bar and sys.stderr.isatty()
+
+
+def _progress(cfg: RunConfig, task: Any, label: str) -> list[Any]:
+    """A bar named by the run on a terminal; one line per epoch elsewhere (or when the
+    preset turns the bar off), so that no run goes silent."""
+    from .callbacks import EpochLines, LabelledProgressBar
+
+    if _bar(cfg):
+        return [LabelledProgressBar(label)]
+    return [EpochLines(label, task.monitor_metric.key)]
+
+
 def _checkpoint_callbacks(cfg: RunConfig, task: Any, run_dir: Path) -> list[Any]:
     """``last.ckpt`` after every epoch (for resuming), and the best ``keep_checkpoints``
     epochs by the task's monitor metric (or every epoch with -1)."""
@@ -239,6 +285,7 @@ def _fit(
     run_dir: Path,
     ckpt: Path | None,
     extra_callbacks: list[Any],
+    label: str,
 ) -> dict[str, Any]:
     import lightning as L
     from lightning.pytorch.loggers import TensorBoardLogger
@@ -265,7 +312,7 @@ def _fit(
         strategy=_strategy(t.strategy),
         logger=[RunCSVLogger(run_dir), TensorBoardLogger(save_dir=run_dir, name="tensorboard", version="")],
         callbacks=[*_checkpoint_callbacks(cfg, task, run_dir), NonFiniteLossStop(t.precision), timer,
-                   *extra_callbacks],
+                   *_progress(cfg, task, label), *extra_callbacks],
         plugins=[AtomicCheckpointIO()],
         log_every_n_steps=t.log_every_n_steps,
         limit_train_batches=t.limit_train_batches,
@@ -274,7 +321,7 @@ def _fit(
         accumulate_grad_batches=t.accumulate_grad_batches,
         gradient_clip_val=cfg.optim.grad_clip,
         gradient_clip_algorithm="norm",
-        enable_progress_bar=t.progress_bar,
+        enable_progress_bar=_bar(cfg),
         enable_model_summary=False,
         num_sanity_val_steps=0,
         use_distributed_sampler=False,  # EpochSampler splits the data across ranks itself
