@@ -107,14 +107,6 @@ class ImageDataset(IndexedDataset):
         raise NotImplementedError
 
     # -- the shared item pipeline ------------------------------------------------------------
-    def __len__(self) -> int:
-        return len(self.indices)
-
-    @property
-    def targets(self) -> np.ndarray:
-        """Label of every item, in item order (no image is read)."""
-        return self.source_targets[self.indices]
-
     def __getitem__(self, index: int) -> tuple:
         if not -len(self) <= index < len(self):
             raise IndexError(f"index {index} out of range for {self.info.name} of length {len(self)}")

@@ -1,4 +1,5 @@
-"""Datasets whose split is a table of source indices: subsets and limits cut the table."""
+"""Subsets and limits of datasets: ``limit`` in terms of ``subset``, and datasets whose split
+is a table of source indices, where a subset cuts the table."""
 
 from __future__ import annotations
 
@@ -8,25 +9,15 @@ from typing import TypeVar
 import numpy as np
 from torch.utils.data import Dataset
 
-T = TypeVar("T", bound="IndexedDataset")
+T = TypeVar("T", bound="SubsetDataset")
 
 
-class IndexedDataset(Dataset):
-    """A dataset whose items are ``indices[i]`` of a source; subclasses set ``self.indices``
-    (a 1-D int64 array) and read the source item ``self.indices[i]`` in ``__getitem__``."""
-
-    indices: np.ndarray
+class SubsetDataset(Dataset):
+    """A dataset that can be cut to some of its items: subclasses implement ``subset``."""
 
     def subset(self: T, positions: Sequence[int] | np.ndarray) -> T:
-        """The same dataset restricted to the items at ``positions`` (in that order).
-
-        Args:
-            positions: item positions in this dataset.
-        """
-        out = object.__new__(type(self))
-        out.__dict__.update(self.__dict__)
-        out.indices = self.indices[np.asarray(positions, dtype=np.int64)]
-        return out
+        """The same dataset restricted to the items at ``positions`` (in that order)."""
+        raise NotImplementedError
 
     def limit(self: T, count: int | None) -> T:
         """The first ``count`` items (all of them when None).
@@ -41,4 +32,32 @@ class IndexedDataset(Dataset):
         return self.subset(np.arange(min(count, len(self))))
 
 
-__all__ = ["IndexedDataset"]
+class IndexedDataset(SubsetDataset):
+    """A dataset whose items are ``indices[i]`` of a source; subclasses set ``self.indices``
+    (a 1-D int64 array) and ``self.source_targets`` (the label of every source index), and
+    read the source item ``self.indices[i]`` in ``__getitem__``."""
+
+    indices: np.ndarray
+    source_targets: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    @property
+    def targets(self) -> np.ndarray:
+        """Label of every item, in item order (no item is read)."""
+        return self.source_targets[self.indices]
+
+    def subset(self: T, positions: Sequence[int] | np.ndarray) -> T:
+        """The same dataset restricted to the items at ``positions`` (in that order).
+
+        Args:
+            positions: item positions in this dataset.
+        """
+        out = object.__new__(type(self))
+        out.__dict__.update(self.__dict__)
+        out.indices = self.indices[np.asarray(positions, dtype=np.int64)]
+        return out
+
+
+__all__ = ["SubsetDataset", "IndexedDataset"]

@@ -184,14 +184,6 @@ class PointCloudDataset(IndexedDataset):
         raise NotImplementedError
 
     # -- the shared item pipeline ------------------------------------------------------------
-    def __len__(self) -> int:
-        return len(self.indices)
-
-    @property
-    def targets(self) -> np.ndarray:
-        """Label of every item, in item order (no cloud is read)."""
-        return self.source_targets[self.indices]
-
     def __getitem__(self, key: int | tuple[int, int]) -> dict[str, torch.Tensor] | Skipped:
         index, epoch = key if isinstance(key, tuple) else (key, 0)
         if not -len(self) <= index < len(self):

@@ -32,8 +32,9 @@ from typing import Any, Literal
 import numpy as np
 import torch
 from torch import Tensor
-from torch.utils.data import Dataset, default_collate
+from torch.utils.data import default_collate
 
+from ..indexed import SubsetDataset
 from ..skips import BadInputError, Policy, SkipLog, Skipped, check_policy, drop_skipped
 from .decode import VideoDecodeError, read_frames
 from .sampling import clip_offsets, random_offsets, segment_indices
@@ -177,7 +178,7 @@ def collate_clips(items: Sequence[dict[str, Tensor] | Skipped]) -> dict[str, Any
     return batch
 
 
-class VideoDataset(Dataset):
+class VideoDataset(SubsetDataset):
     """What every video dataset has: ``info``, ``skips``, ``targets``, `collate` and ``limit``.
 
     Subclasses set ``info``, ``skips`` and ``targets`` (label of every item, read without
@@ -192,22 +193,6 @@ class VideoDataset(Dataset):
 
     def __len__(self) -> int:
         return len(self.targets)
-
-    def subset(self, positions: Sequence[int] | np.ndarray) -> VideoDataset:
-        """The same dataset restricted to the items at ``positions`` (in that order)."""
-        raise NotImplementedError
-
-    def limit(self, count: int | None) -> VideoDataset:
-        """The first ``count`` items (all of them when None).
-
-        Args:
-            count: number of items to keep; must be positive.
-        """
-        if count is None:
-            return self
-        if count <= 0:
-            raise ValueError(f"limit must be a positive number of items, got {count}")
-        return self.subset(np.arange(min(count, len(self))))
 
     def _check_index(self, index: int) -> int:
         if not -len(self) <= index < len(self):
