@@ -36,6 +36,24 @@ FINAL_NORMS: tuple[str, ...] = ("unit", "pretrained", "none")
 class MLPControl(nn.Module):
     """``x + fc2(act(fc1(norm(x))))`` in the LM width, sized to a target parameter count.
 
+    Two choices make the control trainable by the recipe that trains the other variants
+    (measured in docs/analysis.md, "Why the MLP control stalls"):
+
+    - ``fc2`` starts at zero, so the block starts as ``proj_in -> norm -> proj_out`` and the
+      branch grows from nothing (the zero-initialised last layer of a residual branch, as in
+      Fixup or DiT's adaLN-Zero). Alone this is not enough under Adam: Adam moves every weight
+      by about the learning rate per step whatever its size, so a zero start is forgotten in a
+      few steps.
+    - `lr_multipliers`: the width-aware (muP) Adam rate. An Adam step changes a matrix's output
+      by about ``lr * fan_in`` times its inputs' size when the steps line up, so ``fc2``
+      (fan-in ~5x the LM width, itself ~9x a small host's width) outgrows the residual it is
+      added to within tens of steps; the block's unit final norm then divides every upstream
+      gradient by that growth and ``proj_in`` and the host stop learning. Scaling each
+      matrix's rate by ``base_width / fan_in`` makes it move as a matrix of the host's width,
+      the width the recipe's learning rate is chosen for.
+
+    The parameter count is unchanged (the frozen layers').
+
     Args:
         lm_dim: width of the tokens.
         num_params: the parameter count to match (the frozen layers').
@@ -51,7 +69,33 @@ class MLPControl(nn.Module):
         self.fc1 = nn.Linear(lm_dim, hidden)
         self.act = nn.GELU()
         self.fc2 = nn.Linear(hidden, lm_dim)
+        nn.init.zeros_(self.fc2.weight)  # the branch starts at zero: the block starts as its adapters
+        nn.init.zeros_(self.fc2.bias)
         self.lm_dim = lm_dim
+
+    def lr_multipliers(self, base_width: int) -> dict[str, float]:
+        """Per-parameter factors on the optimizer's learning rate (muP's Adam rule).
+
+        ``min(1, base_width / fan_in)`` for every matrix (chosen by tensor rank, as the decay
+        groups are), 1 for the norm and the biases, whose Adam step moves the output by about
+        the learning rate whatever the width. ``min(1, .)``: a matrix narrower than the base
+        is never sped up beyond the recipe's rate.
+
+        The optimizer should put each parameter of this module in a group whose peak rate is
+        the run's peak times its factor (the schedule then scales every group alike) and
+        leave its weight decay as for any other matrix; parameters not listed keep factor 1.
+
+        Args:
+            base_width: the width the learning rate is chosen for: the host's token width
+                (`FrozenLMBlock.in_dim`).
+
+        Returns:
+            ``{parameter name in this module: factor}`` for every trainable parameter.
+        """
+        if base_width <= 0:
+            raise ValueError(f"base_width={base_width} must be positive")
+        return {name: min(1.0, base_width / p.shape[1]) if p.ndim == 2 else 1.0
+                for name, p in self.named_parameters() if p.requires_grad}
 
     def forward(self, x: Tensor, key_padding_mask: Tensor | None = None) -> Tensor:
         return x + self.fc2(self.act(self.fc1(self.norm(x))))

@@ -74,7 +74,8 @@ def test_markdown_table_shape():
     assert text.splitlines() == ["| x | y |", "|---|---|", "| a | 1.23 |", "| b | 12346 |"]
 
 
-@pytest.mark.parametrize("script", ["block_speed.py", "attention.py", "throughput.py", "run_all.py"])
+@pytest.mark.parametrize("script", ["block_speed.py", "attention.py", "throughput.py", "run_all.py",
+                                    "variants_learn.py"])
 def test_scripts_answer_help(script):
     out = subprocess.run([sys.executable, str(BENCH / script), "--help"], capture_output=True,
                          text=True, timeout=120)
