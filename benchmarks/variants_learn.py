@@ -12,10 +12,10 @@ against chance:
   with probability below alpha / cells, and all of them together below alpha. This treats the
   validation images as a sample from the task and says nothing about seeds.
 
-Until the engine applies `MLPControl.lr_multipliers` itself, `ApplyLRMultipliers` below does
-(``--no-multipliers`` trains with the engine's groups alone). It is the reference for that
-integration: each parameter with a factor other than 1 moves to a group with the same weight
-decay and ``factor`` times the peak rate, on the same schedule.
+The engine's optimizer applies the MLP control's width-aware rates (`MLPControl.lr_multipliers`,
+declared to it through `FrozenLMBlock.param_lr_factors`): each parameter with a factor other
+than 1 is in a group with the same weight decay and ``factor`` times the peak rate, on the
+same schedule. The factors of each run are recorded in the results.
 
     python benchmarks/variants_learn.py                  # the budget of results/variants_learn.md
     python benchmarks/variants_learn.py --presets configs/demo.yaml --variants mlp baseline
@@ -37,8 +37,6 @@ from typing import Any
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # before torch: the machine is shared
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as every benchmark here (README)
 
-import lightning as L  # noqa: E402
-import torch  # noqa: E402
 
 import bench_common as common  # noqa: E402
 
@@ -57,46 +55,6 @@ BUDGETS: dict[str, list[str]] = {
     "configs/analysis/cluttered-fashion.yaml": ["trainer.max_epochs=2", "data.limit_train=4096",
                                                 "data.limit_val=2000"],
 }
-
-
-class ApplyLRMultipliers(L.Callback):
-    """Give the block core's parameters the learning-rate factors it declares.
-
-    Runs at fit start, after the optimizer and its schedule exist and before a checkpoint's
-    optimizer state would be restored (so it serves fresh runs, not resumed ones). A block
-    core without ``lr_multipliers`` (the LM stacks) or with all factors 1 leaves the
-    optimizer exactly as the engine built it.
-    """
-
-    def __init__(self) -> None:
-        self.applied: dict[str, float] = {}
-
-    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        from lm4vis.hosts import find_attachment
-
-        found = find_attachment(pl_module.model)
-        core = found.block.lm if found is not None else None
-        if core is None or not callable(getattr(core, "lr_multipliers", None)):
-            return
-        factors = core.lr_multipliers(found.block.in_dim)
-        by_id = {id(core.get_parameter(n)): (n, f) for n, f in factors.items() if f != 1.0}
-        if not by_id:
-            return
-        opt = trainer.optimizers[0]
-        sched = trainer.lr_scheduler_configs[0].scheduler
-        moved: list[tuple[int, float, list[torch.nn.Parameter]]] = []
-        for gi, group in enumerate(opt.param_groups):
-            mine = [p for p in group["params"] if id(p) in by_id]
-            group["params"] = [p for p in group["params"] if id(p) not in by_id]
-            for f in sorted({by_id[id(p)][1] for p in mine}):
-                moved.append((gi, f, [p for p in mine if by_id[id(p)][1] == f]))
-        for gi, f, params in moved:
-            src = opt.param_groups[gi]
-            opt.add_param_group({"params": params, "weight_decay": src["weight_decay"],
-                                 "lr": src["lr"] * f, "initial_lr": src["initial_lr"] * f})
-            sched.base_lrs.append(src["initial_lr"] * f)
-            sched.lr_lambdas.append(sched.lr_lambdas[gi])  # the same warm-up and cosine
-        self.applied = {n: f for n, f in by_id.values()}
 
 
 def chance_bound(chance: float, n: int, alpha: float) -> float:
@@ -130,16 +88,17 @@ def cpu_seconds() -> float:
     return self_.ru_utime + self_.ru_stime + kids.ru_utime + kids.ru_stime
 
 
-def run_cell(preset: str, variant: str, overrides: list[str], out_dir: Path,
-             multipliers: bool) -> dict[str, Any]:
+def run_cell(preset: str, variant: str, overrides: list[str], out_dir: Path) -> dict[str, Any]:
+    from lm4vis.hosts import build_model
     from lm4vis.train import load_config, train
+    from lm4vis.train.optim import lr_factors
 
     cfg = load_config(str(ROOT / preset), [f"block.variant={variant}", "trainer.progress_bar=false",
                                            f"out_dir={out_dir}", *overrides])
     chance, n_val, classes = val_chance(cfg)
-    callback = ApplyLRMultipliers()
+    factors = lr_factors(build_model(cfg.host, cfg.block, seed=cfg.seed))
     t0, c0 = time.perf_counter(), cpu_seconds()
-    summary = train(cfg, auto_name=True, callbacks=[callback] if multipliers else [])
+    summary = train(cfg, auto_name=True)
     wall, cpu = time.perf_counter() - t0, cpu_seconds() - c0
     if summary.get("status") != "completed":
         raise RuntimeError(f"{preset} {variant}: {summary.get('error')}")
@@ -147,7 +106,7 @@ def run_cell(preset: str, variant: str, overrides: list[str], out_dir: Path,
             "val_acc": summary["final"]["val/acc"], "val_loss": summary["final"]["val/loss"],
             "n_val": n_val, "classes": classes, "chance": chance, "steps": summary["steps"],
             "trainable_params": summary["params"]["trainable"],
-            "lr_multipliers": callback.applied, "wall_s": round(wall, 1), "cpu_s": round(cpu, 1)}
+            "lr_factors": factors, "wall_s": round(wall, 1), "cpu_s": round(cpu, 1)}
 
 
 def main() -> None:
@@ -159,8 +118,6 @@ def main() -> None:
     p.add_argument("--alpha", type=float, default=0.01, help="family-wise error over all cells")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None, help="run folders (default: a temporary folder)")
-    p.add_argument("--no-multipliers", action="store_true",
-                   help="train with the engine's optimizer groups only (no ApplyLRMultipliers)")
     p.add_argument("--results", default="variants_learn", help="results file stem ('' to skip)")
     args = p.parse_args()
 
@@ -171,7 +128,7 @@ def main() -> None:
     rows, table_rows = [], []
     for preset, variant in cells:
         overrides = [*BUDGETS.get(preset, []), f"seed={args.seed}", *args.set]
-        r = run_cell(preset, variant, overrides, out_dir, not args.no_multipliers)
+        r = run_cell(preset, variant, overrides, out_dir)
         r["bound"] = chance_bound(r["chance"], r["n_val"], alpha_cell)
         r["above_chance"] = r["val_acc"] >= r["bound"]
         rows.append(r)
@@ -188,9 +145,8 @@ def main() -> None:
     note = (f"One seed ({args.seed}) per cell, one thread. Chance = frequency of the most "
             f"frequent validation class; bound = exact one-sided binomial quantile at "
             f"alpha = {args.alpha:g} / {len(cells)} cells (Bonferroni), so a model at chance passes "
-            f"any one cell with probability < {alpha_cell:.2g}. "
-            + ("MLPControl.lr_multipliers applied (ApplyLRMultipliers)." if not args.no_multipliers
-               else "Engine optimizer groups only (--no-multipliers)."))
+            f"any one cell with probability < {alpha_cell:.2g}. The MLP control trains at the "
+            f"engine's width-aware rates (MLPControl.lr_multipliers).")
     payload = {"args": vars(args), "alpha_per_cell": alpha_cell, "budgets": BUDGETS, "rows": rows,
                "all_above_chance": all(r["above_chance"] for r in rows)}
     if args.results:

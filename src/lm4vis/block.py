@@ -241,6 +241,15 @@ class FrozenLMBlock(nn.Module):
             out = out.masked_fill(key_padding_mask[..., None], 0.0)
         return out
 
+    def param_lr_factors(self) -> dict[str, float]:
+        """Rate factors of the block's trainable core matrices for the optimizer
+        (`lm4vis.train.optim.lr_factors`): the MLP control's width-aware (muP) rates, with the
+        host's token width as the base. The adapters and every other variant keep factor 1."""
+        declare = getattr(self.lm, "lr_multipliers", None)
+        if not callable(declare):
+            return {}
+        return {f"lm.{name}": f for name, f in declare(self.in_dim).items() if f != 1.0}
+
     def param_counts(self) -> dict[str, int]:
         """Trainable and frozen parameter counts of the whole block."""
         trainable = sum(p.numel() for p in self.parameters() if p.requires_grad)

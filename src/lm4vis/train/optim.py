@@ -11,8 +11,28 @@ from torch import nn
 from .config import OptimConfig
 
 
-def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """Two AdamW groups: trainable matrices decay, everything else trainable does not.
+def lr_factors(model: nn.Module) -> dict[str, float]:
+    """Per-parameter factors on the learning rate that modules of the model declare.
+
+    A module declares them with ``param_lr_factors() -> {local parameter name: factor}``
+    (`FrozenLMBlock` does, for the matrices of its core: the MLP control's width-aware rates);
+    every other parameter has factor 1.
+
+    Args:
+        model: the host with its block(s) attached.
+    """
+    out: dict[str, float] = {}
+    for path, module in model.named_modules():
+        declare = getattr(module, "param_lr_factors", None)
+        if callable(declare):
+            for name, factor in declare().items():
+                out[f"{path}.{name}" if path else name] = float(factor)
+    return out
+
+
+def param_groups(model: nn.Module, weight_decay: float, peak_lr: float | None = None) -> list[dict]:
+    """AdamW groups: trainable matrices decay, everything else trainable does not; parameters
+    whose module declares a rate factor (`lr_factors`) get their own group at that factor.
 
     Frozen parameters (``requires_grad=False``) are left out entirely. No decay for tensors of
     rank <= 1 (norm weights, biases) and for the names the host lists in ``no_weight_decay()``
@@ -20,31 +40,36 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
 
     Args:
         model: the host with its block attached.
-        weight_decay: decay of the decaying group.
+        weight_decay: decay of the decaying groups.
+        peak_lr: the run's peak rate; groups with a factor other than 1 get ``lr = peak_lr *
+            factor`` (the schedule then scales every group alike). None: no ``lr`` keys.
     """
     skip: set[str] = set()
     if callable(getattr(model, "no_weight_decay", None)):
         skip = set(model.no_weight_decay())
-    decay, no_decay = [], []
+    factors = lr_factors(model)
+    buckets: dict[tuple[bool, float], list[nn.Parameter]] = {}
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
-        if p.ndim <= 1 or name in skip or any(fnmatch(name, pat) for pat in skip):
-            no_decay.append(p)
-        else:
-            decay.append(p)
-    groups = [{"params": decay, "weight_decay": weight_decay},
-              {"params": no_decay, "weight_decay": 0.0}]
-    return [g for g in groups if g["params"]]
+        decays = not (p.ndim <= 1 or name in skip or any(fnmatch(name, pat) for pat in skip))
+        buckets.setdefault((decays, factors.get(name, 1.0)), []).append(p)
+    groups = []
+    for (decays, factor), params in sorted(buckets.items(), key=lambda kv: (not kv[0][0], -kv[0][1])):
+        group = {"params": params, "weight_decay": weight_decay if decays else 0.0}
+        if factor != 1.0 and peak_lr is not None:
+            group["lr"] = peak_lr * factor
+        groups.append(group)
+    return groups
 
 
 def group_names(model: nn.Module) -> dict[str, list[str]]:
     """Names in each group of `param_groups` (for reports and tests)."""
     ids = {id(p): n for n, p in model.named_parameters()}
-    out = {"decay": [], "no_decay": []}
+    out: dict[str, list[str]] = {"decay": [], "no_decay": []}
     for g in param_groups(model, 1.0):
         key = "decay" if g["weight_decay"] > 0 else "no_decay"
-        out[key] = [ids[id(p)] for p in g["params"]]
+        out[key] += [ids[id(p)] for p in g["params"]]
     return out
 
 
@@ -85,7 +110,7 @@ def build_optimizer(
         total_steps: optimizer steps of the whole run.
         steps_per_epoch: optimizer steps of one epoch (to turn warm-up epochs into steps).
     """
-    groups = param_groups(model, cfg.weight_decay)
+    groups = param_groups(model, cfg.weight_decay, peak_lr)
     if not groups:
         raise ValueError("the model has no trainable parameter; nothing to train")
     opt = torch.optim.AdamW(groups, lr=peak_lr, betas=tuple(cfg.betas), eps=cfg.eps)
