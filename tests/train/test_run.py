@@ -58,6 +58,8 @@ def test_kill_and_resume_equals_uninterrupted(tiny_cfg, factory, num_workers):
         train(killed_cfg, callbacks=[_KillAt(epoch=1, batch=2)])
     run_dir = Path(cfg.out_dir) / "killed"
     assert read_summary(run_dir)["status"] == "interrupted"
+    # the resume must start from epoch 0's checkpoint, not over (which would also match)
+    assert (run_dir / "checkpoints" / "last.ckpt").is_file()
     resumed = train(None, resume=run_dir)
 
     assert resumed["status"] == "completed" and resumed["steps"] == full["steps"]
@@ -150,8 +152,9 @@ def test_resume_may_change_how_a_run_executes(tiny_cfg, tmp_path):
         check_resume_config(tiny_cfg, tiny_cfg.replace({"trainer.max_epochs": 9}), tmp_path)
 
 
-def test_resume_takes_execution_keys_from_the_command(tiny_cfg, factory):
-    """A run killed eager may be resumed compiled: the flag is applied, not just tolerated."""
+def test_resume_takes_execution_keys_from_the_command(tiny_cfg, factory, caplog):
+    """A run killed eager may be resumed compiled: the flag is applied, not just tolerated, and
+    the resume says where it resumed and which execution settings changed."""
     cfg = tiny_cfg.replace({"run_name": "eager-then-compiled", "trainer.max_epochs": 2})
     with pytest.raises(Kill):
         train(cfg, callbacks=[_KillAt(epoch=1, batch=1)])
@@ -161,9 +164,12 @@ def test_resume_takes_execution_keys_from_the_command(tiny_cfg, factory):
         def on_train_start(self, trainer, pl_module):
             seen.append(pl_module.model.lm_block._compiled_call_impl is not None)
 
-    resumed = train(cfg.replace({"trainer.compile": True}), resume=Path(cfg.out_dir) / cfg.run_name,
-                    callbacks=[_See()])
+    with caplog.at_level("INFO", logger="lm4vis.train.run"):
+        resumed = train(cfg.replace({"trainer.compile": True}), resume=Path(cfg.out_dir) / cfg.run_name,
+                        callbacks=[_See()])
     assert resumed["status"] == "completed" and seen == [True]
+    assert "trainer.compile: False -> True" in caplog.text
+    assert "from last.ckpt: 1 of 2 epochs done" in caplog.text
 
 
 @pytest.mark.parametrize("keep, expected", [(0, ["last.ckpt"]), (-1, ["epoch000.ckpt", "epoch001.ckpt", "epoch002.ckpt", "last.ckpt"]),

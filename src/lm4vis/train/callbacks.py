@@ -200,3 +200,43 @@ class EpochLines(L.Callback):
         parts = [f"{k}={float(m[k]):.4g}" for k in ("train/epoch_loss", self.monitor) if k in m]
         print(f"{self.label} · epoch {trainer.current_epoch + 1}/{trainer.max_epochs} "
               f"({time.perf_counter() - self._start:.0f} s): {'  '.join(parts)}", flush=True)
+
+
+class BestCheckpoints(L.Callback):
+    """Keep the best ``keep`` epochs' checkpoints by the task's monitor metric, as
+    ``epochNNN.ckpt``, beside the ``last.ckpt`` that resuming needs.
+
+    Saved at the end of each training epoch (after that epoch's validation) with
+    ``trainer.save_checkpoint``. A monitor-driven ModelCheckpoint is not used for this: with
+    one, a run resumed from ``last.ckpt`` no longer repeated the uninterrupted run exactly.
+
+    Args:
+        folder: the run's ``checkpoints/``.
+        keep: how many to keep.
+        key: the monitor metric's key (``val/acc``); mode: ``max`` or ``min``.
+    """
+
+    def __init__(self, folder: Path, keep: int, key: str, mode: str) -> None:
+        self.folder, self.keep, self.key, self.mode = Path(folder), keep, key, mode
+        self.best: list[tuple[float, str]] = []  # (score, file name), best first
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        score = trainer.callback_metrics.get(self.key)
+        if score is None:  # no validation this epoch
+            return
+        name = f"epoch{trainer.current_epoch:03d}.ckpt"
+        ranked = sorted([*self.best, (float(score), name)], key=lambda sn: sn[0],
+                        reverse=self.mode == "max")
+        kept = ranked[: self.keep]
+        if (float(score), name) in kept:
+            trainer.save_checkpoint(self.folder / name)
+        if trainer.is_global_zero:
+            for _, dropped in ranked[self.keep:]:
+                (self.folder / dropped).unlink(missing_ok=True)
+        self.best = kept
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": [list(x) for x in self.best]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.best = [(float(s), str(n)) for s, n in state.get("best", [])]

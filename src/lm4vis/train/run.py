@@ -88,7 +88,10 @@ def train(
     if not secondary:
         os.environ[RUN_DIR_ENV] = str(run_dir.resolve())
         if ckpt is not None:
-            truncate_metrics(run_dir / "metrics.csv", _completed_epochs(ckpt))
+            done = _completed_epochs(ckpt)
+            truncate_metrics(run_dir / "metrics.csv", done)
+            log.info("resuming %s from %s: %d of %d epochs done", run_dir, ckpt.name, done,
+                     cfg.trainer.max_epochs)
         elif resume is not None:
             (run_dir / "metrics.csv").unlink(missing_ok=True)  # nothing survived: start clean
     return _fit(cfg, model, source, run_dir, ckpt, list(callbacks), label or run_dir.name)
@@ -117,7 +120,13 @@ def _resolve_run(
                 check_resume_config(saved, prepare_config(cfg), run_dir, interface)
             # What is allowed to differ is taken from the command, e.g. --compile on a resume.
             given = _flat(cfg.to_dict())
+            before = _flat(saved.to_dict())
             saved = saved.replace({k: given[k] for k in EXECUTION_KEYS if k in given})
+            changed = [f"{k}: {before.get(k)!r} -> {given[k]!r}" for k in EXECUTION_KEYS
+                       if k in given and given[k] != before.get(k)]
+            if changed and not secondary:
+                log.info("resuming %s with other execution settings (they do not change what is "
+                         "learned): %s", run_dir, "; ".join(changed))
         last = run_dir / "checkpoints" / LAST_CKPT
         return run_dir, saved, last if last.is_file() else None, None, None
 
@@ -262,21 +271,23 @@ def _progress(cfg: RunConfig, task: Any, label: str) -> list[Any]:
 
 def _checkpoint_callbacks(cfg: RunConfig, task: Any, run_dir: Path) -> list[Any]:
     """``last.ckpt`` after every epoch (for resuming), and the best ``keep_checkpoints``
-    epochs by the task's monitor metric (or every epoch with -1)."""
+    epochs by the task's monitor metric (`BestCheckpoints`), or every epoch with -1."""
     from lightning.pytorch.callbacks import ModelCheckpoint
 
-    folder, keep = run_dir / "checkpoints", cfg.trainer.keep_checkpoints
-    if keep in (0, -1):  # one callback: Lightning refuses two with the same state key
-        return [ModelCheckpoint(dirpath=folder, filename="epoch{epoch:03d}", auto_insert_metric_name=False,
-                                save_top_k=keep, every_n_epochs=1, save_last=True,
-                                save_on_train_epoch_end=True)]
-    last = ModelCheckpoint(dirpath=folder, save_top_k=0, save_last=True, save_on_train_epoch_end=True)
-    metric = task.monitor_metric
-    best = ModelCheckpoint(dirpath=folder, filename="epoch{epoch:03d}", auto_insert_metric_name=False,
-                           monitor=metric.key, mode=metric.mode, save_top_k=keep,
-                           save_on_train_epoch_end=False)
-    return [last, best]
+    from .callbacks import BestCheckpoints
 
+    folder, keep = run_dir / "checkpoints", cfg.trainer.keep_checkpoints
+    if keep == -1:
+        return [ModelCheckpoint(dirpath=folder, filename="epoch{epoch:03d}", auto_insert_metric_name=False,
+                                save_top_k=-1, every_n_epochs=1, save_last=True, save_on_train_epoch_end=True)]
+    # The latest epoch as last.ckpt, overwritten each epoch. (save_top_k=0 with save_last
+    # wrote no last.ckpt until fit ended, so a killed run started over.)
+    last = ModelCheckpoint(dirpath=folder, filename="last", save_top_k=1, every_n_epochs=1,
+                           save_on_train_epoch_end=True, enable_version_counter=False)
+    if keep == 0:
+        return [last]
+    metric = task.monitor_metric
+    return [last, BestCheckpoints(folder, keep, metric.key, metric.mode)]
 
 def _fit(
     cfg: RunConfig,
