@@ -63,6 +63,11 @@ def test_the_documented_plugin_trains_compares_and_sweeps(plugin_dir, tiny_llama
     sweep = json.loads((plugin_dir / "runs/sw/results.json").read_text())
     assert [r["variant"] for r in sweep["summary"]["rows"]] == ["baseline", "layer-0", "layer-1"]
 
+    assert main(["demo", "--config", "toy.yaml", lm, *TINY, "--seeds", "0,1", "--out", "runs"]) == 0
+    demo = json.loads((plugin_dir / "runs/demo-toy-sets/results.json").read_text())
+    assert [r["variant"] for r in demo["summary"]["rows"]] == ["baseline", "frozen-lm", "mlp"]
+    assert "MAE" in demo["reading"] and "top-1" not in demo["reading"]
+
 
 def test_plugin_overrides_are_typed_by_the_plugins_classes(plugin_dir):
     from lm4vis.train.config import ConfigError, load_config

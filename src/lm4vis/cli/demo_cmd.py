@@ -33,6 +33,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "on a machine where other work keeps a core busy, --threads 1 can be much faster")
     p.add_argument("--dataset", choices=["fashion-mnist", "animal-mnist"],
                    help="force a dataset (default: Fashion-MNIST if installed, else Animal-MNIST)")
+    p.add_argument("--config", metavar="PRESET",
+                   help="run the three variants on another preset instead, e.g. your own parts' "
+                   "(docs/extending.md)")
+    p.add_argument("--plugin", action="append", default=[], metavar="MODULE",
+                   help="a module that registers your own host, task or dataset; repeatable")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides")
     p.set_defaults(func=run)
 
 
@@ -50,7 +56,9 @@ def run(args: argparse.Namespace) -> int:
     from ..train import compare as _engine  # noqa: F401  Lightning is imported here: quiet it after
 
     quiet_lightning(getattr(args, "verbose", False))
-    threads = threads_for(demo_config(args.quick, args.out, args.dataset, args.threads))
+    cfg = demo_config(args.quick, args.out, args.dataset, args.threads, args.config, args.overrides,
+                      args.plugin)
+    threads = threads_for(cfg)
     print(f"training on the CPU with {threads} thread(s) (--threads to change)", flush=True)
     total = len(seeds) * len(VARIANTS)
     done = []
@@ -62,7 +70,8 @@ def run(args: argparse.Namespace) -> int:
               f"({summary.get('wall_time_s', 0):.0f} s)", flush=True)
 
     results = run_demo(seeds, quick=args.quick, out=args.out, dataset=args.dataset, on_run_done=progress,
-                       threads=args.threads)
+                       threads=args.threads, preset=args.config, overrides=args.overrides,
+                       plugins=args.plugin)
     print()
     status = print_results(results)
     print(f"wall time: {results['wall_time_s'] / 60:.1f} min\n")

@@ -39,26 +39,33 @@ def pick_dataset(candidates: tuple[str, ...] = DATASETS) -> str:
 
 
 def demo_config(quick: bool = False, out: str = "runs", dataset: str | None = None,
-                threads: int | None = None) -> RunConfig:
-    """The demo's config: the ``demo`` (or ``demo-quick``) preset on an installed dataset.
+                threads: int | None = None, preset: str | None = None,
+                overrides: list[str] | None = None, plugins: list[str] | None = None) -> RunConfig:
+    """The demo's config: the ``demo`` (or ``demo-quick``) preset on an installed dataset, or
+    any other preset (a user's own parts included) with overrides.
 
     Args:
-        quick: the one-minute smoke budget.
+        quick: the one-minute smoke budget (the image demo only).
         out: parent folder of the demo's runs.
-        dataset: force a dataset; None takes Fashion-MNIST, else Animal-MNIST.
+        dataset: force an image dataset; None takes Fashion-MNIST, else Animal-MNIST.
         threads: torch threads (``trainer.threads``); None keeps the preset's, which is the
             machine's cores unless the preset says otherwise.
+        preset: another preset to run the demo's three variants on (``--config``).
+        overrides: ``key=value`` overrides of that preset.
+        plugins: modules registering a user's parts (``--plugin``).
     """
+    extra = [f"out_dir={out}", *([f"trainer.threads={threads}"] if threads is not None else [])]
+    if preset is not None:
+        return load_config(preset, [*(overrides or []), *extra], plugins=plugins or ())
     name = dataset or pick_dataset()
-    overrides: dict[str, Any] = {"data.name": name, "out_dir": out}
-    if threads is not None:
-        overrides["trainer.threads"] = threads
-    return load_config("demo-quick" if quick else "demo", overrides)
+    return load_config("demo-quick" if quick else "demo", [f"data.name={name}", *(overrides or []), *extra],
+                       plugins=plugins or ())
 
 
 def run_demo(
     seeds: list[int], quick: bool = False, out: str = "runs", dataset: str | None = None,
     on_run_done: Callable[[dict[str, Any]], None] | None = None, threads: int | None = None,
+    preset: str | None = None, overrides: list[str] | None = None, plugins: list[str] | None = None,
 ) -> dict[str, Any]:
     """Train the three variants with every seed and write the report with its reading.
 
@@ -69,13 +76,14 @@ def run_demo(
         dataset: force a dataset.
         on_run_done: progress callback, called with each run's summary.
         threads: torch threads (see `demo_config`).
+        preset, overrides, plugins: run the three variants on another preset (see `demo_config`).
 
     Returns:
         The results dict of `compare`, with ``reading`` and ``wall_time_s`` added.
     """
     from .compare import compare
 
-    cfg = demo_config(quick, out, dataset, threads)
+    cfg = demo_config(quick, out, dataset, threads, preset, overrides, plugins)
     name = f"demo{'-quick' if quick else ''}-{cfg.data.name}"
     start = time.perf_counter()
     results = compare(cfg, VARIANTS, seeds, name=name, title=f"lm4vis demo on {cfg.data.name}",
@@ -127,10 +135,10 @@ def reading(runs: list[dict[str, Any]], summary: dict[str, Any], cfg: RunConfig,
 
     n_seeds = max((len(r["seeds"]) for r in rows.values()), default=0)
     parts.append(
-        f"With {cfg.data.limit_train or 'all'} training images of {cfg.data.name}, "
+        f"With {cfg.data.limit_train or 'all'} training samples of {cfg.data.name}, "
         f"{cfg.trainer.max_epochs} epoch(s) and {n_seeds} seed(s), the final validation {metric['label']} was "
-        f"{acc('frozen-lm')} with the frozen SmolLM2-135M layer, {acc('baseline')} for the plain "
-        f"ViT and {acc('mlp')} for the trainable MLP of the same parameter count."
+        f"{acc('frozen-lm')} with the frozen layer of {cfg.block.source}, {acc('baseline')} for the "
+        f"plain host and {acc('mlp')} for the trainable MLP of the same parameter count."
     )
     first = _verdict(runs, "frozen-lm", "baseline")
     parts.append(first[0].upper() + first[1:] + ";")
