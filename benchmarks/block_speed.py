@@ -129,8 +129,8 @@ def part_frozen(args: argparse.Namespace) -> dict[str, Any]:
     rows, results = [], {}
     setups = [s for s in FROZEN_SETUPS if args.compile == "both" or s[4] == (args.compile == "yes")]
     for label, frozen_dtype, trainable_dtype, autocast, compiled in setups:
-        frozen = load_block(args, "frozen", frozen_dtype)
-        trainable = load_block(args, "finetune", trainable_dtype)
+        frozen = load_block(args, "frozen-lm", frozen_dtype)
+        trainable = load_block(args, "finetune-lm", trainable_dtype)
         counts = {"frozen": frozen.param_counts(), "finetune": trainable.param_counts()}
         compile_s = {}
         if compiled:
@@ -277,8 +277,8 @@ def part_memory(args: argparse.Namespace) -> dict[str, Any]:
 def part_paper(args: argparse.Namespace) -> dict[str, Any]:
     from paper_block import paper_block_like
 
-    fp32 = load_block(args, "frozen", None)
-    bf16 = load_block(args, "frozen", torch.bfloat16)
+    fp32 = load_block(args, "frozen-lm", None)
+    bf16 = load_block(args, "frozen-lm", torch.bfloat16)
     paper = paper_block_like(fp32)
     x = tokens(args)
 
@@ -299,7 +299,7 @@ def part_paper(args: argparse.Namespace) -> dict[str, Any]:
         "lm4vis bf16 weights + bf16 autocast (matmul attention)": train_step(bf16, x, autocast=True),
     }
     if args.compile != "no":
-        compiled = load_block(args, "frozen", torch.bfloat16)
+        compiled = load_block(args, "frozen-lm", torch.bfloat16)
         compiled.compile()
         candidates["lm4vis bf16 + autocast, compiled"] = train_step(compiled, x, autocast=True)
     times = interleaved_times(candidates, rounds=args.rounds, warmup=args.warmup)

@@ -43,12 +43,12 @@ def test_frozen_weights_bit_identical_after_optimizer_steps(family):
 
 
 def test_variants_trainable_and_frozen_counts():
-    frozen = FrozenLMBlock(make_lm(), 32, variant="frozen", save_lm_weights=True)
+    frozen = FrozenLMBlock(make_lm(), 32, variant="frozen-lm", save_lm_weights=True)
     lm_params = frozen.lm.num_params()
     adapters = 2 * 32 * frozen.lm_dim
     assert frozen.param_counts() == {"trainable": adapters, "frozen": lm_params}
 
-    fine = FrozenLMBlock(make_lm(), 32, variant="finetune")
+    fine = FrozenLMBlock(make_lm(), 32, variant="finetune-lm")
     assert fine.param_counts() == {"trainable": adapters + lm_params, "frozen": 0}
     fine.train()
     assert fine.lm.training
@@ -60,15 +60,15 @@ def test_variants_trainable_and_frozen_counts():
 
     pretrained = make_lm(seed=3)
     ref = {k: v.clone() for k, v in pretrained.state_dict().items()}
-    rand = FrozenLMBlock(pretrained, 32, variant="random", seed=1)
+    rand = FrozenLMBlock(pretrained, 32, variant="random-lm", seed=1)
     assert rand.param_counts()["frozen"] == lm_params
     changed = [k for k, v in rand.lm.state_dict().items() if k.endswith("proj.weight") and not torch.equal(v, ref[k])]
     assert changed, "random variant must re-initialise the weights"
 
 
 def test_random_variant_is_seeded():
-    a = FrozenLMBlock(make_lm(seed=0), 16, variant="random", seed=5)
-    b = FrozenLMBlock(make_lm(seed=9), 16, variant="random", seed=5)
+    a = FrozenLMBlock(make_lm(seed=0), 16, variant="random-lm", seed=5)
+    b = FrozenLMBlock(make_lm(seed=9), 16, variant="random-lm", seed=5)
     for (k, v), (_, w) in zip(a.lm.state_dict().items(), b.lm.state_dict().items()):
         assert torch.equal(v, w), k
 
@@ -132,7 +132,7 @@ def test_variant_without_source_cannot_be_saved_by_reference():
 def test_variant_mismatch_on_load():
     sd = FrozenLMBlock(make_lm(), 16, variant="mlp").state_dict()
     with pytest.raises(ValueError, match="'mlp' block"):
-        FrozenLMBlock(make_lm(), 16, variant="finetune").load_state_dict(sd, strict=False)
+        FrozenLMBlock(make_lm(), 16, variant="finetune-lm").load_state_dict(sd, strict=False)
 
 
 @pytest.mark.parametrize(
@@ -186,7 +186,7 @@ def test_block_zeroes_padding_and_ignores_it(variant, kernel):
     (torch.zeros(2, 5), TypeError),
     (torch.zeros(2, 4, dtype=torch.bool), ValueError),
 ])
-@pytest.mark.parametrize("variant", ["frozen", "mlp"])
+@pytest.mark.parametrize("variant", ["frozen-lm", "mlp"])
 def test_block_refuses_masks_outside_the_convention(variant, mask, error):
     block = FrozenLMBlock(make_lm(), 16, variant=variant, save_lm_weights=True)
     with pytest.raises(error, match=r"key_padding_mask.*\(B, N\)"):
@@ -265,9 +265,9 @@ def test_random_variant_leaves_the_callers_stack_alone(tiny_llama):
     from lm4vis import load_lm_layers
 
     lm = load_lm_layers(tiny_llama, -1)
-    rand = FrozenLMBlock(lm, 16, variant="random", seed=1)
+    rand = FrozenLMBlock(lm, 16, variant="random-lm", seed=1)
     # the same stack, reused for the method, still holds the checkpoint's weights
-    frozen = FrozenLMBlock(lm, 16, variant="frozen", final_norm="pretrained")
+    frozen = FrozenLMBlock(lm, 16, variant="frozen-lm", final_norm="pretrained")
     checkpoint = load_lm_layers(tiny_llama, -1).state_dict()
     assert frozen.lm.state_dict().keys() == checkpoint.keys()
     for k, v in frozen.lm.state_dict().items():
@@ -281,10 +281,10 @@ def test_random_variant_leaves_the_callers_stack_alone(tiny_llama):
 
 
 def test_controls_record_the_config_source_apart_from_weights(tiny_llama):
-    for variant in ("random", "mlp"):
+    for variant in ("random-lm", "mlp"):
         block = FrozenLMBlock.from_pretrained(tiny_llama, 16, variant=variant)
         assert (block.lm_source, block.lm_config_source) == (None, tiny_llama)
-    block = FrozenLMBlock.from_pretrained(tiny_llama, 16, variant="finetune")
+    block = FrozenLMBlock.from_pretrained(tiny_llama, 16, variant="finetune-lm")
     assert (block.lm_source, block.lm_config_source) == (tiny_llama, tiny_llama)
 
 
@@ -337,3 +337,20 @@ def test_checkpoint_from_before_the_block_config_was_recorded_is_refused():
     sd["_extra_state"] = {k: v for k, v in sd["_extra_state"].items() if k != "final_norm"}
     with pytest.raises(ValueError, match="final_norm: checkpoint <not recorded>, this model 'unit'"):
         _built().load_state_dict(sd)
+
+
+def test_one_vocabulary_of_variants():
+    """Python, configs and the CLI use the same variant names; the old Python names are
+    refused with the name to use, and checkpoints saved under them still load."""
+    from lm4vis.hosts.configs import VARIANTS as CONFIG_VARIANTS
+
+    assert set(CONFIG_VARIANTS) - {"baseline"} == set(VARIANTS)
+    assert all(CONFIG_VARIANTS[v] == v for v in VARIANTS)
+    for old, new in (("frozen", "frozen-lm"), ("random", "random-lm"), ("finetune", "finetune-lm")):
+        with pytest.raises(ValueError, match=f"'{old}' is called '{new}'"):
+            FrozenLMBlock(make_lm(), 16, variant=old)
+    block = FrozenLMBlock(make_lm(), 16, variant="finetune-lm")
+    sd = block.state_dict()
+    extra = next(k for k in sd if k.endswith("_extra_state"))
+    sd[extra] = {**sd[extra], "variant": "finetune"}  # as an earlier release saved it
+    FrozenLMBlock(make_lm(), 16, variant="finetune-lm").load_state_dict(sd)

@@ -3,11 +3,11 @@
 This is the unit every host attaches. The paper's controls are variants of the same block so
 that an ablation changes exactly one thing:
 
-- ``frozen``: the pretrained layers, frozen (the method);
+- ``frozen-lm``: the pretrained layers, frozen (the method);
 - ``frozen-ffn``: the pretrained layers, frozen, with their attention sub-layers skipped (the
   ``only_mlp`` ablation of the paper's video code);
-- ``random``: the same architecture, randomly initialised, frozen;
-- ``finetune``: the pretrained layers, trainable;
+- ``random-lm``: the same architecture, randomly initialised, frozen;
+- ``finetune-lm``: the pretrained layers, trainable;
 - ``mlp``: a trainable residual MLP with the frozen layers' parameter count (capacity control).
 
 Padding follows one convention everywhere: a boolean ``key_padding_mask`` of shape (B, N),
@@ -25,11 +25,14 @@ from torch import Tensor, nn
 from .lm.config import LMConfig
 from .lm.layers import LMStack, Norm, check_key_padding_mask, random_lm
 
-Variant = Literal["frozen", "frozen-ffn", "random", "finetune", "mlp"]
+Variant = Literal["frozen-lm", "frozen-ffn", "random-lm", "finetune-lm", "mlp"]
 FinalNorm = Literal["unit", "pretrained", "none"]
-VARIANTS: tuple[str, ...] = ("frozen", "frozen-ffn", "random", "finetune", "mlp")
+#: The names Python, configs and the CLI share (configs add ``baseline``: no block).
+VARIANTS: tuple[str, ...] = ("frozen-lm", "frozen-ffn", "random-lm", "finetune-lm", "mlp")
 #: Variants that run the checkpoint's weights; the others read only its config.
-PRETRAINED_VARIANTS: tuple[str, ...] = ("frozen", "frozen-ffn", "finetune")
+PRETRAINED_VARIANTS: tuple[str, ...] = ("frozen-lm", "frozen-ffn", "finetune-lm")
+#: Names of releases before the one vocabulary; read from their checkpoints, refused as input.
+OLD_VARIANT_NAMES: dict[str, str] = {"frozen": "frozen-lm", "random": "random-lm", "finetune": "finetune-lm"}
 FINAL_NORMS: tuple[str, ...] = ("unit", "pretrained", "none")
 
 
@@ -111,7 +114,7 @@ class FrozenLMBlock(nn.Module):
     """proj_in (in_dim -> lm_dim) -> LM layers -> final norm -> proj_out (lm_dim -> out_dim).
 
     Args:
-        lm: the layers, from `lm4vis.load_lm_layers` (or `lm4vis.lm.random_lm`). The ``random``
+        lm: the layers, from `lm4vis.load_lm_layers` (or `lm4vis.lm.random_lm`). The ``random-lm``
             and ``mlp`` variants read only its config and leave it as it is; ``frozen-ffn``
             shares its FFN tensors.
         in_dim: width of the host's tokens.
@@ -122,7 +125,7 @@ class FrozenLMBlock(nn.Module):
         save_lm_weights: write the LM weights into the host's state dict. By default only the
             frozen variants with a known source are saved by reference (source, layer indices and
             the source's content hash, verified on load); every other variant is saved inline.
-        seed: seed of the ``random`` variant's initialisation.
+        seed: seed of the ``random-lm`` variant's initialisation.
     """
 
     def __init__(
@@ -131,11 +134,14 @@ class FrozenLMBlock(nn.Module):
         in_dim: int,
         out_dim: int | None = None,
         final_norm: FinalNorm = "unit",
-        variant: Variant = "frozen",
+        variant: Variant = "frozen-lm",
         save_lm_weights: bool | None = None,
         seed: int = 0,
     ) -> None:
         super().__init__()
+        if variant in OLD_VARIANT_NAMES:
+            raise ValueError(f"variant {variant!r} is called {OLD_VARIANT_NAMES[variant]!r}, as in configs "
+                             "and on the command line")
         if variant not in VARIANTS:
             raise ValueError(f"unknown variant {variant!r}; choose one of {', '.join(VARIANTS)}")
         if final_norm not in FINAL_NORMS:
@@ -166,7 +172,7 @@ class FrozenLMBlock(nn.Module):
             self.lm.final_norm = None  # unused: keep it out of the parameter counts
         self.proj_out = _trunc_normal_linear(self.lm_dim, out_dim)
 
-        by_reference = (variant in ("frozen", "frozen-ffn") and self.lm_source is not None
+        by_reference = (variant in ("frozen-lm", "frozen-ffn") and self.lm_source is not None
                         and self.lm_source_hash is not None)
         self.save_lm_weights = (not by_reference) if save_lm_weights is None else save_lm_weights
         if not self.save_lm_weights and not by_reference:
@@ -180,13 +186,13 @@ class FrozenLMBlock(nn.Module):
     @staticmethod
     def _layers(variant: str, lm: LMStack, seed: int) -> LMStack:
         """The stack the variant runs; the caller's ``lm`` unless the variant changes it."""
-        if variant == "random":
+        if variant == "random-lm":
             # A fresh stack: the caller's may hold pretrained weights it still means to use.
             fresh = random_lm(lm.config, lm.layer_indices, seed, has_final_norm=lm.final_norm is not None)
             return fresh.to(lm.dtype).set_attention(lm.attention_impl)
         if variant == "frozen-ffn":
             return lm.without_attention().freeze()
-        return lm.unfreeze() if variant == "finetune" else lm.freeze()
+        return lm.unfreeze() if variant == "finetune-lm" else lm.freeze()
 
     @staticmethod
     def _make_final_norm(kind: str, lm: LMStack) -> nn.Module:
@@ -210,11 +216,11 @@ class FrozenLMBlock(nn.Module):
         in_dim: int,
         layers: Any = -1,
         out_dim: int | None = None,
-        variant: Variant = "frozen",
+        variant: Variant = "frozen-lm",
         dtype: torch.dtype | None = None,
         **kwargs: Any,
     ) -> FrozenLMBlock:
-        """Read the layers of ``source`` and build the block. The ``random`` and ``mlp``
+        """Read the layers of ``source`` and build the block. The ``random-lm`` and ``mlp``
         variants read only the checkpoint's config, never its weights."""
         from .checkpoint import load_lm_layers
 
@@ -294,6 +300,8 @@ class FrozenLMBlock(nn.Module):
         out = []
         for key, ours in self.block_config().items():
             theirs = state.get(key, _UNRECORDED)
+            if key == "variant":
+                theirs = OLD_VARIANT_NAMES.get(theirs, theirs)  # saved before the one vocabulary
             if key == "lm_config" and isinstance(theirs, dict):
                 out += [f"lm_config.{k}: checkpoint {theirs.get(k, _UNRECORDED)!r}, this model {v!r}"
                         for k, v in ours.items() if theirs.get(k, _UNRECORDED) != v]

@@ -63,7 +63,7 @@ def test_mlp_matrices_get_their_factor_on_the_shared_schedule():
     assert len({round(r, 12) for r in ratios}) == 1
 
 
-@pytest.mark.parametrize("variant", ["frozen", "random", "finetune"])
+@pytest.mark.parametrize("variant", ["frozen-lm", "random-lm", "finetune-lm"])
 def test_lm_variants_keep_one_rate(variant):
     host, _ = _host_with_block(variant)
     opt, _ = _optimizer(host)

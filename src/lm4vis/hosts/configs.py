@@ -16,11 +16,11 @@ from ..registry import register_host
 #: configs and the command line share. The value is what `FrozenLMBlock` builds (None: no block).
 VARIANTS: dict[str, str | None] = {
     "baseline": None,  # no LM block
-    "frozen-lm": "frozen",
+    "frozen-lm": "frozen-lm",
     "frozen-ffn": "frozen-ffn",  # the frozen layers' FFN sub-layers alone (the video code's only_mlp)
     "mlp": "mlp",
-    "random-lm": "random",
-    "finetune-lm": "finetune",
+    "random-lm": "random-lm",
+    "finetune-lm": "finetune-lm",
 }
 #: Attention kernels of the LM layers (`lm4vis.lm.layers.ATTENTION_IMPLS`; a test keeps the two equal).
 ATTENTION_IMPLS: tuple[str, ...] = ("auto", "sdpa", "matmul")
