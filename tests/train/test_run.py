@@ -169,7 +169,7 @@ def test_resume_takes_execution_keys_from_the_command(tiny_cfg, factory, caplog)
                         callbacks=[_See()])
     assert resumed["status"] == "completed" and seen == [True]
     assert "trainer.compile: False -> True" in caplog.text
-    assert "from last.ckpt: 1 of 2 epochs done" in caplog.text
+    assert "from last.ckpt at the end of epoch 1/2, step " in caplog.text
 
 
 @pytest.mark.parametrize("keep, expected", [(0, ["last.ckpt"]), (-1, ["epoch000.ckpt", "epoch001.ckpt", "epoch002.ckpt", "last.ckpt"]),

@@ -10,7 +10,10 @@ import argparse
 import importlib
 import logging
 import re
+import shlex
 import sys
+
+from ..train.interrupt import RunInterrupted
 
 # command name -> module under lm4vis.cli
 COMMANDS: dict[str, str] = {
@@ -62,7 +65,8 @@ def _join_layer_spans(argv: list[str]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args, extra = parser.parse_known_args(_join_layer_spans(sys.argv[1:] if argv is None else list(argv)))
+    given = sys.argv[1:] if argv is None else list(argv)
+    args, extra = parser.parse_known_args(_join_layer_spans(given))
     # argparse takes one run of positionals: `... a=1 --compile b=2` leaves b=2 over. Overrides
     # may sit anywhere among the options; anything else left over is an error as usual.
     stray = [a for a in extra if not _OVERRIDE.fullmatch(a)]
@@ -79,8 +83,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
+    except RunInterrupted as e:
+        # A grid (compare, sweep, demo) resumes cell by cell when its own command is run again.
+        again = None if args.command == "train" else "lm4vis " + shlex.join(given)
+        print(f"lm4vis {args.command}: {e.line(again)}", file=sys.stderr)
+        return e.exit_code
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        print(f"lm4vis {args.command}: interrupted before training started; nothing to resume",
+              file=sys.stderr)
         return 130
     except (ValueError, FileNotFoundError, RuntimeError) as e:
         if args.verbose:

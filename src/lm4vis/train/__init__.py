@@ -8,6 +8,6 @@ _EXPORTS = {
         "TaskConfig", "ConfigError", "load_config", "load_run_config")
 }
 # `compare` and `sweep` are submodules of the same name: import them from there.
-_EXPORTS.update({"train": ".run", "load_run": ".loading"})
+_EXPORTS.update({"train": ".run", "load_run": ".loading", "RunInterrupted": ".interrupt"})
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 __all__ = list(_EXPORTS)

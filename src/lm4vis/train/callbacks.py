@@ -1,10 +1,14 @@
-"""Lightning pieces of a run: NaN stop, step timing, atomic checkpoints, an appending CSV log."""
+"""Lightning pieces of a run: NaN stop, safe stop on a signal, step timing, atomic checkpoints,
+an appending CSV log, progress."""
 
 from __future__ import annotations
 
 import csv
+import logging
 import os
+import signal
 import statistics
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -16,8 +20,12 @@ from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.callbacks import TQDMProgressBar
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from .files import atomic_write
+from .interrupt import STOP_SIGNALS
+
+log = logging.getLogger(__name__)
 
 
 class NonFiniteLossError(RuntimeError):
@@ -57,6 +65,85 @@ class NonFiniteLossStop(L.Callback):
             f"or lengthen optim.warmup_epochs, {fix}. The paper's small OPT models also went NaN "
             "at DeiT's learning rate and needed a lower one."
         )
+
+
+class SafeStop(L.Callback):
+    """Routes SIGTERM and SIGINT to Lightning's stop at the next safe point (see
+    `lm4vis.train.interrupt`).
+
+    Args:
+        checkpoint: the run's ``last.ckpt``, written when the stop falls inside an epoch.
+    """
+
+    def __init__(self, checkpoint: Path) -> None:
+        self.checkpoint = Path(checkpoint)
+        self.signum: int | None = None  # the first stop signal received
+        self.saved_mid_epoch = False
+        self._handed_over = False
+        self._lightning: Any = None  # Lightning's SIGTERM handler
+        self._previous: dict[int, Any] = {}
+
+    # -- signals ---------------------------------------------------------------------------------
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # Lightning registers its SIGTERM handler just before the loop starts; ours wraps it.
+        if threading.current_thread() is not threading.main_thread():
+            return  # signals reach the main thread only
+        self._lightning = signal.getsignal(signal.SIGTERM)
+        for signum in STOP_SIGNALS:
+            self._previous[signum] = signal.getsignal(signum)
+            signal.signal(signum, self._on_signal)
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        if self.signum is not None:
+            if signum == signal.SIGINT:
+                raise KeyboardInterrupt  # a second Ctrl-C: stop now
+            return
+        self.signum = signum
+        # Written straight to the terminal: a logging call inside a signal handler can deadlock.
+        os.write(2, f"\nlm4vis: received {signal.Signals(signum).name}: saving at the next safe point"
+                    f"{' (Ctrl-C again stops at once)' if signum == signal.SIGINT else ''}\n".encode())
+
+    def _hand_over(self) -> None:
+        if self.signum is None or self._handed_over:
+            return
+        self._handed_over = True
+        if callable(self._lightning):
+            self._lightning(signal.SIGTERM, None)  # sets trainer.received_sigterm
+
+    # -- safe points -----------------------------------------------------------------------------
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any,
+                           batch: Any, batch_idx: int) -> None:
+        stepped = (batch_idx + 1) % trainer.accumulate_grad_batches == 0
+        # After the epoch's last batch comes validation, which must not be cut: wait for the
+        # epoch's end there.
+        last = batch_idx + 1 >= trainer.num_training_batches
+        if stepped and not last:
+            self._hand_over()
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        finished = trainer.current_epoch + 1 >= trainer.max_epochs or (
+            trainer.max_steps != -1 and trainer.global_step >= trainer.max_steps)
+        if finished:  # nothing is left to save: let the run complete
+            if self.signum is not None:
+                log.warning("received %s in the run's last epoch: it completes instead of stopping",
+                            signal.Signals(self.signum).name)
+            return
+        self._hand_over()
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        if not isinstance(exception, SIGTERMException):
+            return
+        done = trainer.fit_loop.epoch_loop.batch_progress.current.completed
+        if 0 < done < trainer.num_training_batches:
+            # Inside an epoch: last.ckpt still holds the previous epoch's end, save this point.
+            trainer.save_checkpoint(self.checkpoint, weights_only=False)  # the whole training state
+            self.saved_mid_epoch = True
+
+    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        for signum, previous in self._previous.items():
+            if signal.getsignal(signum) == self._on_signal:
+                signal.signal(signum, previous)
+        self._previous = {}
 
 
 class StepTimer(L.Callback):
@@ -138,20 +225,30 @@ class RunCSVLogger(CSVLogger):
         return self._experiment
 
 
-def truncate_metrics(path: Path, completed_epochs: int) -> None:
-    """Drop rows of epochs that a resumed run will train again (logged after the checkpoint).
+def truncate_metrics(path: Path, completed_epochs: int, partial: tuple[int, int] | None = None) -> None:
+    """Drop rows that a resumed run will log again (logged after its checkpoint).
 
     Args:
         path: ``metrics.csv``.
-        completed_epochs: epochs the checkpoint holds; rows with ``epoch >= completed_epochs``
-            go.
+        completed_epochs: whole epochs the checkpoint holds; rows of later epochs go.
+        partial: ``(epoch, step)`` of a checkpoint saved inside ``epoch`` after ``step``
+            optimizer steps: that epoch's rows logged before it stay.
     """
     if not path.is_file():
         return
+
+    def kept(row: dict[str, str]) -> bool:
+        if row.get("epoch") in ("", None):
+            return True
+        epoch = int(float(row["epoch"]))
+        if epoch < completed_epochs:
+            return True
+        return partial is not None and epoch == partial[0] and int(float(row.get("step") or 0)) < partial[1]
+
     with open(path, newline="") as f:
         reader = csv.DictReader(f)
         fields = reader.fieldnames or []
-        rows = [r for r in reader if r.get("epoch") in ("", None) or int(float(r["epoch"])) < completed_epochs]
+        rows = [r for r in reader if kept(r)]
 
     def write(f: Any) -> None:
         w = csv.DictWriter(f, fieldnames=fields)
@@ -172,6 +269,11 @@ class LabelledProgressBar(TQDMProgressBar):
         super().__init__()
         self.label = label
 
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_train_start(trainer, pl_module)
+        if trainer.fit_loop.restarting:  # resumed inside an epoch: its start hook is skipped
+            self.on_train_epoch_start(trainer, pl_module)
+
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         super().on_train_epoch_start(trainer, pl_module)
         self.train_progress_bar.set_description(f"{self.label} · epoch {trainer.current_epoch + 1}/{trainer.max_epochs}")
@@ -189,6 +291,9 @@ class EpochLines(L.Callback):
     def __init__(self, label: str, monitor: str) -> None:
         self.label, self.monitor = label, monitor
         self._start = 0.0
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._start = time.perf_counter()  # a run resumed inside an epoch skips its start
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._start = time.perf_counter()
@@ -229,7 +334,7 @@ class BestCheckpoints(L.Callback):
                         reverse=self.mode == "max")
         kept = ranked[: self.keep]
         if (float(score), name) in kept:
-            trainer.save_checkpoint(self.folder / name)
+            trainer.save_checkpoint(self.folder / name, weights_only=False)  # optimiser too
         if trainer.is_global_zero:
             for _, dropped in ranked[self.keep:]:
                 (self.folder / dropped).unlink(missing_ok=True)

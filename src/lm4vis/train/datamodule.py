@@ -68,6 +68,8 @@ class EpochSampler(Sampler):
             together); evaluation leaves it off so that every item is counted exactly once.
         with_epoch: yield ``(index, epoch)`` so the dataset can seed each item's augmentation.
         epoch: the first epoch (a resumed run starts where it stopped).
+        skip: items of epoch ``epoch`` already trained on (a run resumed inside an epoch);
+            later epochs are whole. The length stays the epoch's, as Lightning counts it.
     """
 
     def __init__(
@@ -80,10 +82,12 @@ class EpochSampler(Sampler):
         pad: bool = True,
         with_epoch: bool = False,
         epoch: int = 0,
+        skip: int = 0,
     ) -> None:
         self.num_items, self.seed, self.shuffle = num_items, seed, shuffle
         self.rank, self.world_size, self.pad = rank, world_size, pad
         self.with_epoch, self.epoch = with_epoch, epoch
+        self.skip_epoch, self.skip = epoch, skip
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -101,7 +105,10 @@ class EpochSampler(Sampler):
 
     def __iter__(self) -> Iterator:
         epoch = self.epoch
-        for i in self._order():
+        order = self._order()
+        if self.skip and epoch == self.skip_epoch:
+            order = order[self.skip:]
+        for i in order:
             yield (i, epoch) if self.with_epoch else i
 
     def __len__(self) -> int:
@@ -179,12 +186,22 @@ class RunDataModule(L.LightningDataModule):
         epoch = trainer.fit_loop.epoch_progress.current.processed
         return trainer.global_rank, trainer.world_size, epoch
 
+    def batches_done(self) -> int:
+        """Training batches of the current epoch that the restored checkpoint already holds
+        (a run stopped inside an epoch; 0 otherwise). Lightning restores the loop's progress
+        before it asks for the loader, and continues counting batches from there."""
+        trainer = self.trainer
+        if trainer is None or not trainer.fit_loop.restarting:
+            return 0
+        return int(trainer.fit_loop.epoch_loop.batch_progress.current.completed)
+
     def train_dataloader(self) -> DataLoader:
         rank, world, epoch = self._rank_world()
         d = self.cfg.data
         sampler = EpochSampler(len(self.train_set), self.cfg.seed, shuffle=True, rank=rank,
                                world_size=world, pad=True,
-                               with_epoch=getattr(self.source, "accepts_epoch", False), epoch=epoch)
+                               with_epoch=getattr(self.source, "accepts_epoch", False), epoch=epoch,
+                               skip=self.batches_done() * d.batch_size)
         if len(sampler) < d.batch_size:
             raise ConfigError(
                 f"{len(self.train_set)} training samples give {len(sampler)} per device, fewer than "

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import pickle
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,45 @@ def read_checkpoint(path: str | os.PathLike, mmap: bool = False) -> dict[str, An
             f"(loading it could run code it carries): {str(e).splitlines()[0]}. lm4vis writes "
             "only plain checkpoints; if you trust the file, load it yourself with torch.load"
         ) from None
+
+
+@dataclass(frozen=True)
+class CheckpointPosition:
+    """Where in training a ``last.ckpt`` stands.
+
+    Attributes:
+        epoch: the epoch it was saved in, from 0 as Lightning counts.
+        step: optimizer steps done.
+        batches: training batches of ``epoch`` done.
+        mid_epoch: saved inside the epoch (a stop signal), not at its end.
+    """
+
+    epoch: int
+    step: int
+    batches: int
+    mid_epoch: bool
+
+    @property
+    def epochs_done(self) -> int:
+        return self.epoch if self.mid_epoch else self.epoch + 1
+
+    def describe(self, max_epochs: int) -> str:
+        if self.mid_epoch:
+            return (f"epoch {self.epoch + 1}/{max_epochs} after {self.batches} of its batches, "
+                    f"step {self.step}")
+        return f"the end of epoch {self.epoch + 1}/{max_epochs}, step {self.step}"
+
+
+def checkpoint_position(path: str | os.PathLike) -> CheckpointPosition:
+    """Read where a Lightning checkpoint stands (cheaply: its tensors are mapped, not read)."""
+    ckpt = read_checkpoint(path, mmap=True)
+    fit = ckpt.get("loops", {}).get("fit_loop", {})
+    epochs = fit.get("epoch_progress", {}).get("current", {})
+    batches = fit.get("epoch_loop.batch_progress", {}).get("current", {})
+    # Lightning counts an epoch as started at its beginning and processed at its end.
+    mid = int(epochs.get("started", 0)) > int(epochs.get("processed", 0))
+    return CheckpointPosition(epoch=int(ckpt.get("epoch", -1)), step=int(ckpt.get("global_step", 0)),
+                              batches=int(batches.get("completed", 0)), mid_epoch=mid)
 
 
 def load_run(run_dir: str | os.PathLike, checkpoint: str = LAST_CKPT) -> tuple[nn.Module, RunConfig]:
@@ -78,4 +118,5 @@ def load_run(run_dir: str | os.PathLike, checkpoint: str = LAST_CKPT) -> tuple[n
     return model.eval(), cfg
 
 
-__all__ = ["load_run", "read_checkpoint", "UnsafeCheckpointError"]
+__all__ = ["load_run", "read_checkpoint", "checkpoint_position", "CheckpointPosition",
+           "UnsafeCheckpointError"]

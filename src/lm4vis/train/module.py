@@ -176,10 +176,14 @@ class LitModel(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["lm4vis_history"] = list(self.history)
         checkpoint["lm4vis_skipped"] = dict(self.skipped)
+        # The epoch's sums so far: a run stopped inside an epoch resumes them (Lightning does
+        # not call on_train_epoch_start for the rest of a restarted epoch).
+        checkpoint["lm4vis_train_sums"] = {k: v.detach().cpu() for k, v in self._train_sums.items()}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.history = list(checkpoint.get("lm4vis_history", []))
         self.skipped = Counter(checkpoint.get("lm4vis_skipped", {}))
+        self._train_sums = {k: v.to(self.device) for k, v in checkpoint.get("lm4vis_train_sums", {}).items()}
 
 
 def peak_lr(cfg: OptimConfig, global_batch: int) -> float:

@@ -7,10 +7,10 @@ folder exists: the config, the data (host against data), the model and the place
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import platform
+import signal
 import time
 import warnings
 from collections.abc import Iterable
@@ -21,12 +21,13 @@ import torch
 from torch import nn
 
 from .callbacks import (AtomicCheckpointIO, NonFiniteLossError, NonFiniteLossStop, RunCSVLogger,
-                        StepTimer, atomic_write, truncate_metrics)
+                        SafeStop, StepTimer, atomic_write, truncate_metrics)
 from .config import ConfigError, RunConfig, load_run_config, threads_for
 from .datamodule import DataSource, RunDataModule, build_source, prepare_config
 from .folders import (CONFIG_FILE, EXECUTION_KEYS, LAST_CKPT, RUN_DIR_ENV, RunExistsError,
                       _flat, check_resume_config, is_secondary_process, read_summary, run_name_for,
                       write_summary)
+from .interrupt import RunInterrupted
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,8 @@ _EXPECTED_WARNINGS = (
     r".*smaller than the logging interval.*",  # short runs log every step they have
     # Epoch metrics are summed over ranks by the module itself before they are logged.
     r".*It is recommended to use `self.log\(.*sync_dist=True.*",
+    # A run stopped inside an epoch resumes exactly: `EpochSampler` skips the batches done.
+    r".*resuming from a checkpoint that ended before the epoch ended.*",
 )
 
 
@@ -88,10 +91,12 @@ def train(
     if not secondary:
         os.environ[RUN_DIR_ENV] = str(run_dir.resolve())
         if ckpt is not None:
-            done = _completed_epochs(ckpt)
-            truncate_metrics(run_dir / "metrics.csv", done)
-            log.info("resuming %s from %s: %d of %d epochs done", run_dir, ckpt.name, done,
-                     cfg.trainer.max_epochs)
+            from .loading import checkpoint_position
+
+            at = checkpoint_position(ckpt)
+            truncate_metrics(run_dir / "metrics.csv", at.epochs_done,
+                             (at.epoch, at.step) if at.mid_epoch else None)
+            log.info("resuming %s from %s at %s", run_dir, ckpt.name, at.describe(cfg.trainer.max_epochs))
         elif resume is not None:
             (run_dir / "metrics.csv").unlink(missing_ok=True)  # nothing survived: start clean
     return _fit(cfg, model, source, run_dir, ckpt, list(callbacks), label or run_dir.name)
@@ -177,12 +182,6 @@ def _build_model(cfg: RunConfig, source: DataSource) -> nn.Module:
     from ..hosts import build_model
 
     return build_model(cfg.host, cfg.block, seed=cfg.seed, info=source.info)
-
-
-def _completed_epochs(ckpt: Path) -> int:
-    from .loading import read_checkpoint
-
-    return int(read_checkpoint(ckpt, mmap=True).get("epoch", -1)) + 1
 
 
 def _check_strategy(cfg: RunConfig) -> None:
@@ -312,6 +311,7 @@ def _fit(
     lit = LitModel(model, task, cfg.optim, cfg.seed)
     dm = RunDataModule(cfg, source, collate=task.collate)
     timer = StepTimer()
+    stop = SafeStop(run_dir / "checkpoints" / LAST_CKPT)
     trainer_kwargs = dict(
         default_root_dir=run_dir,
         max_epochs=t.max_epochs,
@@ -323,7 +323,7 @@ def _fit(
         strategy=_strategy(t.strategy),
         logger=[RunCSVLogger(run_dir), TensorBoardLogger(save_dir=run_dir, name="tensorboard", version="")],
         callbacks=[*_checkpoint_callbacks(cfg, task, run_dir), NonFiniteLossStop(t.precision), timer,
-                   *_progress(cfg, task, label), *extra_callbacks],
+                   *_progress(cfg, task, label), stop, *extra_callbacks],
         plugins=[AtomicCheckpointIO()],
         log_every_n_steps=t.log_every_n_steps,
         limit_train_batches=t.limit_train_batches,
@@ -350,14 +350,26 @@ def _fit(
         with warnings.catch_warnings():
             for message in _EXPECTED_WARNINGS:
                 warnings.filterwarnings("ignore", message=message)
-            trainer.fit(lit, datamodule=dm, ckpt_path=ckpt)
+            # weights_only: resuming never unpickles code, whatever torch's default is.
+            trainer.fit(lit, datamodule=dm, ckpt_path=ckpt, weights_only=True)
     except NonFiniteLossError as e:
         status, error = "failed", str(e)
     except BaseException as e:
-        # A kill (Ctrl-C, an exception): record it, keep the checkpoints, let it propagate.
+        # A stop signal, a kill, an exception: record it, keep the checkpoints, let it propagate.
+        signum = _stop_signal(e, stop)
+        interrupted = None
+        if signum is not None:
+            interrupted = RunInterrupted(signum, run_dir, trainer.current_epoch + 1, trainer.global_step)
         if trainer.is_global_zero:
-            write_summary(run_dir, _summary(cfg, lit, trainer, timer, run_dir, "interrupted",
-                                            f"{type(e).__name__}: {e}", time.perf_counter() - start, dm))
+            summary = _summary(cfg, lit, trainer, timer, run_dir, "interrupted",
+                               f"{type(e).__name__}: {e}", time.perf_counter() - start, dm)
+            if interrupted is not None:
+                summary["error"] = f"stopped by {interrupted.signal_name}"
+                summary["interrupted"] = {"signal": interrupted.signal_name, "epoch": interrupted.epoch,
+                                          "step": interrupted.step, "mid_epoch_checkpoint": stop.saved_mid_epoch}
+            write_summary(run_dir, summary)
+        if interrupted is not None:
+            raise interrupted from None
         raise
     summary = _summary(cfg, lit, trainer, timer, run_dir, status, error, time.perf_counter() - start, dm)
     if trainer.is_global_zero:
@@ -365,6 +377,23 @@ def _fit(
         if status == "failed":
             log.error("%s: %s", run_dir, error)
     return summary
+
+
+def _stop_signal(error: BaseException, stop: SafeStop) -> int | None:
+    """The signal behind a stop, or None for any other exception.
+
+    Lightning raises ``SIGTERMException`` for the safe stop (also when SIGTERM came before
+    `SafeStop` was listening), and exits with ``SystemExit(1)`` after a ``KeyboardInterrupt``
+    (a second Ctrl-C, or one before the loop started).
+    """
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+    if isinstance(error, SIGTERMException):
+        return stop.signum or signal.SIGTERM
+    if isinstance(error, KeyboardInterrupt) or (
+            isinstance(error, SystemExit) and isinstance(error.__context__, KeyboardInterrupt)):
+        return signal.SIGINT
+    return None
 
 
 def _summary(
@@ -435,4 +464,4 @@ def _summary(
     }
 
 
-__all__ = ["train", "compile_block", "RunExistsError", "read_summary"]
+__all__ = ["train", "compile_block", "RunExistsError", "RunInterrupted", "read_summary"]
