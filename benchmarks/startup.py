@@ -72,16 +72,20 @@ def main() -> None:
         med = statistics.median(times[name])
         rows.append({"case": name, "median_s": med, "x_yaml": med / ref, "imports_torch": imported[name],
                      "within_3x": med / ref <= 3.0})
-    print(f"| case | median s ({args.rounds} rounds) | x import yaml | imports torch | within 3x |")
-    print("|---|---|---|---|---|")
-    for row in rows:
-        print(f"| {row['case']} | {row['median_s']:.3f} | {row['x_yaml']:.2f} | "
-              f"{'yes' if row['imports_torch'] else 'no'} | {'yes' if row['within_3x'] else 'NO'} |")
+    command = "python benchmarks/startup.py " + " ".join(sys.argv[1:])
+    load = os.getloadavg()
+    lines = [f"| case | median s ({args.rounds} rounds) | x import yaml | imports torch | within 3x |",
+             "|---|---|---|---|---|"]
+    lines += [f"| {row['case']} | {row['median_s']:.3f} | {row['x_yaml']:.2f} | "
+              f"{'yes' if row['imports_torch'] else 'no'} | {'yes' if row['within_3x'] else 'NO'} |"
+              for row in rows]
+    table = "\n".join(lines)
+    print(table)
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out, "w") as f:
-        json.dump({"command": "python benchmarks/startup.py " + " ".join(sys.argv[1:]),
-                   "loadavg": os.getloadavg(), "rows": rows}, f, indent=2)
-
+        json.dump({"command": command, "loadavg": load, "rows": rows}, f, indent=2)
+    Path(args.out).with_suffix(".md").write_text(
+        f"{table}\n\n`{command}`, load average {load[0]:.1f} on {os.cpu_count()} cores.\n")
 
 if __name__ == "__main__":
     main()
