@@ -119,3 +119,23 @@ def test_compare_names_its_own_fix_for_a_config_mismatch(tiny_cfg):
     with pytest.raises(ConfigError, match="another --name") as e:
         compare(cfg.replace({"optim.lr": 0.01}), ["baseline"], [0], name="mismatch")
     assert "--run-name" not in str(e.value)
+
+
+class _CrashAt(L.Callback):
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if trainer.current_epoch == 1 and batch_idx == 1:
+            raise RuntimeError("disk went away")
+
+
+def test_a_run_that_fails_in_training_names_the_command_that_continues_it(tiny_cfg, caplog):
+    from lm4vis.train.compare import _one
+
+    cfg = tiny_cfg.replace({"run_name": "crash"})
+    with caplog.at_level("ERROR", logger="lm4vis.train.run"), pytest.raises(RuntimeError, match="disk went away"):
+        train(cfg, callbacks=[_CrashAt()])
+    run_dir = Path(cfg.out_dir) / "crash"
+    done = read_summary(run_dir)
+    assert done["status"] == "failed" and done["resumable"] and "disk went away" in done["error"]
+    assert f"continue it from its last checkpoint with: lm4vis train --resume {run_dir}" in caplog.text
+    # compare continues such a run (a NaN failure it would leave alone until the config changes)
+    assert _one(cfg, run_dir, "crash")["status"] == "completed"

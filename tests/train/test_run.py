@@ -57,7 +57,8 @@ def test_kill_and_resume_equals_uninterrupted(tiny_cfg, factory, num_workers):
     with pytest.raises(Kill):
         train(killed_cfg, callbacks=[_KillAt(epoch=1, batch=2)])
     run_dir = Path(cfg.out_dir) / "killed"
-    assert read_summary(run_dir)["status"] == "interrupted"
+    done = read_summary(run_dir)
+    assert done["status"] == "failed" and done["resumable"] and "simulated kill" in done["error"]
     # the resume must start from epoch 0's checkpoint, not over (which would also match)
     assert (run_dir / "checkpoints" / "last.ckpt").is_file()
     resumed = train(None, resume=run_dir)

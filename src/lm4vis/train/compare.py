@@ -143,7 +143,9 @@ def run_grid(
 def _one(cfg: RunConfig, run_dir: Path, label: str) -> dict[str, Any]:
     if run_dir.exists():
         done = read_summary(run_dir)
-        if done is not None and done.get("status") == "failed":
+        # A non-finite loss repeats with the same config; a run that failed on an error (or was
+        # stopped) continues from its checkpoint like a killed one.
+        if done is not None and done.get("status") == "failed" and not done.get("resumable"):
             if not _config_changed(run_dir, cfg):
                 log.warning("%s failed before with this config (%s); change the config (e.g. a "
                             "lower optim.lr) to train it again", run_dir, done.get("error"))

@@ -360,14 +360,22 @@ def _fit(
         interrupted = None
         if signum is not None:
             interrupted = RunInterrupted(signum, run_dir, trainer.current_epoch + 1, trainer.global_step)
+        # An error inside training (a bad file under data.*=fail, a crash in a user's part) fails
+        # the run; its checkpoints stay, so once the cause is fixed it continues from the last one.
+        status = "interrupted" if interrupted is not None else "failed"
         if trainer.is_global_zero:
-            summary = _summary(cfg, lit, trainer, timer, run_dir, "interrupted",
+            summary = _summary(cfg, lit, trainer, timer, run_dir, status,
                                f"{type(e).__name__}: {e}", time.perf_counter() - start, dm)
+            summary["resumable"] = True
             if interrupted is not None:
                 summary["error"] = f"stopped by {interrupted.signal_name}"
                 summary["interrupted"] = {"signal": interrupted.signal_name, "epoch": interrupted.epoch,
                                           "step": interrupted.step, "mid_epoch_checkpoint": stop.saved_mid_epoch}
             write_summary(run_dir, summary)
+            if interrupted is None and not isinstance(e, (KeyboardInterrupt, SystemExit)):
+                log.error("%s failed at epoch %d, step %d: %s: %s. Fix the cause, then continue it from "
+                          "its last checkpoint with: lm4vis train --resume %s", run_dir,
+                          trainer.current_epoch + 1, trainer.global_step, type(e).__name__, e, run_dir)
         if interrupted is not None:
             raise interrupted from None
         raise
