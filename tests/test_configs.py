@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from lm4vis.data import DATASETS
+from lm4vis.registry import DATASETS
 from lm4vis.hosts import build_model
 from lm4vis.train.config import configs_dir, load_config
 
@@ -20,18 +20,31 @@ def test_presets_exist():
             "vit-base-llama7b"} <= names
 
 
+#: host kind -> (overrides that drop what the preset reads from disk, one input of the preset's shape)
+EXAMPLE_INPUTS = {
+    "timm-vit": ({}, lambda cfg: torch.zeros(1, cfg.host.in_chans, cfg.host.img_size, cfg.host.img_size)),
+    # The Point-BERT.pth path is the user's. Two points per group are enough to build every
+    # shape of the model (and keep the 8k preset's FPS out of the test's time).
+    "point-bert": ({"host.pretrained": None},
+                   lambda cfg: torch.randn(1, min(cfg.data.num_points, 2 * max(cfg.host.num_groups, cfg.host.group_size)),
+                                           cfg.host.in_chans)),
+}
+
+
 @pytest.mark.parametrize("path", PRESETS, ids=lambda p: str(p.relative_to(configs_dir())))
 def test_preset_builds(path: Path, tiny_llama: str):
     cfg = load_config(path)
     assert cfg.data.name in DATASETS
+    offline, example = EXAMPLE_INPUTS[cfg.host.kind]
     # The real LM may be 7B (or a user path); a 2-layer random LLaMA stands in for it.
-    cfg = cfg.replace({"block.source": tiny_llama, "block.layers": -1})
+    cfg = cfg.replace({"block.source": tiny_llama, "block.layers": -1, **offline})
     model = build_model(cfg.host, cfg.block, seed=0).eval()
-    size = cfg.host.img_size
     with torch.no_grad():
-        out = model(torch.zeros(1, cfg.host.in_chans, size, size))
+        out = model(example(cfg))
     assert out.shape == (1, cfg.host.num_classes)
-    assert (getattr(model, "lm_block", None) is None) == (cfg.block.variant == "baseline")
+    slot = getattr(model, "lm_slot", None)
+    attached = getattr(model, "lm_block", None) is not None or (slot is not None and slot.filled)
+    assert attached == (cfg.block.variant != "baseline")
 
 
 @pytest.mark.parametrize("name, host, drop_path, layers", [
@@ -46,3 +59,34 @@ def test_deit_recipes(name, host, drop_path, layers):
     assert (cfg.trainer.max_epochs, o.lr, o.lr_batch_size, o.weight_decay, o.warmup_epochs) == (300, 5e-4, 512, 0.05, 5)
     assert (cfg.task.label_smoothing, cfg.task.mixup, cfg.task.cutmix, cfg.data.randaugment) == (0.1, 0.8, 1.0, "rand-m9-mstd0.5-inc1")
     assert cfg.data.batch_size * cfg.trainer.devices == 1024  # the authors' total batch
+
+
+POINT_RECIPES = [  # preset, dataset, variant, points, groups, classes
+    ("pointbert-scanobjectnn-pb_t50_rs", "scanobjectnn", "pb_t50_rs", 2048, 64, 15),
+    ("pointbert-scanobjectnn-obj_bg", "scanobjectnn", "obj_bg", 2048, 64, 15),
+    ("pointbert-scanobjectnn-obj_only", "scanobjectnn", "obj_only", 2048, 64, 15),
+    ("pointbert-modelnet40-1k", "modelnet40-resampled", None, 1024, 64, 40),
+    ("pointbert-modelnet40-4k", "modelnet40-resampled", None, 4096, 256, 40),
+    ("pointbert-modelnet40-8k", "modelnet40-resampled", None, 8192, 512, 40),
+]
+
+
+@pytest.mark.parametrize("name, dataset, variant, points, groups, classes", POINT_RECIPES)
+def test_pointbert_recipes(name, dataset, variant, points, groups, classes):
+    cfg = load_config(name)
+    h, d, o = cfg.host, cfg.data, cfg.optim
+    assert (h.kind, h.embed_dim, h.depth, h.num_heads, h.group_size, h.drop_path_rate) == ("point-bert", 384, 12, 6, 32, 0.1)
+    assert (h.num_groups, h.num_classes, d.name, d.num_points, d.batch_size, d.val_split) == (
+        groups, classes, dataset, points, 32, "test")
+    assert getattr(d, "variant", None) == variant
+    assert (cfg.trainer.max_epochs, o.lr, o.weight_decay, o.schedule, o.warmup_epochs, o.grad_clip) == (
+        300, 5e-4, 0.05, "cosine", 10, 10.0)
+    assert cfg.block.layers == -1 and cfg.block.source == "/path/to/llama-7b"
+    assert h.pretrained == "/path/to/Point-BERT.pth" and h.pretrained_partial  # Point-BERT.pth has no head
+
+
+def test_points_demo_is_small():
+    cfg = load_config("points-demo")
+    assert (cfg.host.kind, cfg.data.name, cfg.block.source, cfg.trainer.accelerator) == (
+        "point-bert", "shapes3d", "smollm2-135m", "cpu")
+    assert cfg.host.num_classes == 14 and cfg.data.num_points >= cfg.host.num_groups

@@ -28,9 +28,9 @@ from typing import Any
 
 #: Modules that register the built-in parts of each kind; imported on the first lookup.
 _BUILTINS: dict[str, tuple[str, ...]] = {
-    "host": ("lm4vis.hosts.configs",),
+    "host": ("lm4vis.hosts.configs", "lm4vis.hosts.pointbert_config"),
     "task": ("lm4vis.tasks.configs",),
-    "dataset": ("lm4vis.data.configs",),
+    "dataset": ("lm4vis.data.configs", "lm4vis.data.points_config"),
 }
 
 

@@ -17,6 +17,10 @@ CASES = [
     (["compare", "--config", "demo", "--variants", "frozen"], 1, "choose from baseline, frozen-lm"),
     (["sweep", "--config", "demo", "--kind", "layer", "trainer.epochs=2"], 1, "did you mean trainer.max_epochs"),
     (["analyze", "RUN", "--split", "val", "--calib-split", "val"], 1, "--calib-split are both"),
+    (["train", "--config", "points-demo", "host.num_group=4"], 1, "did you mean host.num_groups"),
+    (["train", "--config", "pointbert-scanobjectnn-pb_t50_rs", "data.variant=hard"], 1,
+     "choose one of obj_only, obj_bg, pb_t50_rs"),
+    (["demo", "--help"], 0, "--task {images,points}"),
 ]
 
 

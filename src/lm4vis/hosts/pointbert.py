@@ -18,72 +18,21 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
 import torch
 from timm.layers import trunc_normal_
 from timm.models.vision_transformer import Block
 from torch import Tensor, nn
 
 from ..ops import Groups, farthest_point_sample, group_points
+from .pointbert_config import PointBERTConfig
 from .slot import LMSlot
 
+if TYPE_CHECKING:
+    from ..analysis.layout import PointGroupLayout
+
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class PointBERTConfig:
-    """Sizes of a Point-BERT encoder; the defaults are the released fine-tuning models'.
-
-    Args:
-        num_classes: classes of the head (ModelNet40 40, ScanObjectNN 15).
-        in_chans: channels per point the tokenizer reads (3 = xyz; 6 with normals).
-        num_groups: centres taken by farthest point sampling (tokens besides CLS).
-        group_size: neighbours per centre.
-        tokenizer_dims: the mini-PointNet's widths: per-point hidden and output, then the
-            hidden width after each point is joined with its group's max-pooled feature.
-        encoder_dim: width of a group's feature (Point-BERT's ``encoder_dims``).
-        embed_dim: token width of the transformer.
-        depth: transformer blocks.
-        num_heads: attention heads.
-        mlp_ratio: hidden width of the blocks' MLPs over ``embed_dim``.
-        qkv_bias: bias on the query/key/value projection (Point-BERT: none).
-        drop_path_rate: stochastic depth of the last block (linear from 0).
-        pos_hidden_dim: hidden width of the position MLP.
-        head_hidden_dim: hidden width of the classification head.
-        head_dropout: dropout inside the head.
-    """
-
-    num_classes: int = 40
-    in_chans: int = 3
-    num_groups: int = 64
-    group_size: int = 32
-    tokenizer_dims: tuple[int, int, int] = (128, 256, 512)
-    encoder_dim: int = 256
-    embed_dim: int = 384
-    depth: int = 12
-    num_heads: int = 6
-    mlp_ratio: float = 4.0
-    qkv_bias: bool = False
-    drop_path_rate: float = 0.1
-    pos_hidden_dim: int = 128
-    head_hidden_dim: int = 256
-    head_dropout: float = 0.5
-
-    def __post_init__(self) -> None:
-        self.tokenizer_dims = tuple(self.tokenizer_dims)  # a YAML list is fine too
-        if len(self.tokenizer_dims) != 3:
-            raise ValueError(f"tokenizer_dims needs 3 widths (point hidden, point out, context hidden), "
-                             f"got {self.tokenizer_dims}")
-        sizes = dict(num_classes=self.num_classes, num_groups=self.num_groups, group_size=self.group_size,
-                     encoder_dim=self.encoder_dim, embed_dim=self.embed_dim, depth=self.depth,
-                     num_heads=self.num_heads, pos_hidden_dim=self.pos_hidden_dim,
-                     head_hidden_dim=self.head_hidden_dim)
-        bad = {k: v for k, v in sizes.items() if v <= 0} | {"tokenizer_dims": d for d in self.tokenizer_dims if d <= 0}
-        if bad:
-            raise ValueError(f"PointBERTConfig sizes must be positive: {bad}")
-        if self.in_chans < 3:
-            raise ValueError(f"in_chans must be at least 3 (x, y, z), got {self.in_chans}")
-        if self.embed_dim % self.num_heads:
-            raise ValueError(f"embed_dim={self.embed_dim} is not a multiple of num_heads={self.num_heads}")
 
 
 class PointGrouper(nn.Module):
@@ -375,7 +324,8 @@ def load_pointbert_checkpoint(model: PointBERT, path: str | Path, strict: bool =
         hint = ""
         if any(k.startswith("head.3.") for k, _, _ in report.mismatched):
             classes = next(got[0] for k, got, _ in report.mismatched if k.startswith("head.3."))
-            hint = f"\nthe checkpoint's head has {classes} classes: build PointBERTConfig(num_classes={classes})"
+            hint = (f"\nthe checkpoint's head has {classes} classes: set host.num_classes={classes} "
+                    f"(PointBERTConfig(num_classes={classes}))")
         raise CheckpointMismatchError(f"{path} does not fit this PointBERT (strict=True):\n{report}{hint}")
     model.load_state_dict(usable, strict=False)
     report.loaded = sorted(usable)
@@ -383,6 +333,97 @@ def load_pointbert_checkpoint(model: PointBERT, path: str | Path, strict: bool =
     return report
 
 
+# -- the registered host (`lm4vis.hosts.pointbert_config` names these) ------------------------------
+def build_point_bert(cfg: PointBERTConfig, info: Any = None) -> PointBERT:
+    """The ``point-bert`` host: a `PointBERT` of the config's sizes, from ``cfg.pretrained`` if set.
+
+    Args:
+        cfg: the host config.
+        info: the dataset's description (unused: `check_data` compares it with the config).
+    """
+    model = PointBERT(cfg)
+    if cfg.pretrained is None:
+        return model
+    path = Path(cfg.pretrained).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"host.pretrained={cfg.pretrained}: no such file; give the path of Point-BERT.pth (pre-training) "
+            "or of a fine-tuned Point-BERT .pth, or host.pretrained=null to start from a random init"
+        )
+    try:
+        report = load_pointbert_checkpoint(model, path, strict=not cfg.pretrained_partial)
+    except CheckpointMismatchError as e:
+        raise CheckpointMismatchError(
+            f"{e}\nset host.pretrained_partial=true to load the tensors that fit and leave the rest at "
+            "their initialisation (fine-tuning from Point-BERT.pth, which has no head, needs it)"
+        ) from None
+    if not report.clean:
+        log.warning("host.pretrained=%s loaded in part (host.pretrained_partial=true):\n%s", path, report)
+    return model
+
+
+def check_data(cfg: PointBERTConfig, info: Any) -> None:
+    """The host must fit the data: classes, channels per point, enough points for the groups."""
+    from ..train.config import ConfigError
+
+    if info.num_classes != cfg.num_classes:
+        raise ConfigError(
+            f"host.num_classes={cfg.num_classes} but dataset {info.name!r} has {info.num_classes} "
+            f"classes; set host.num_classes={info.num_classes}"
+        )
+    channels = getattr(info, "num_channels", None)
+    if channels is not None and channels != cfg.in_chans:
+        raise ConfigError(
+            f"host.in_chans={cfg.in_chans} but dataset {info.name!r} gives {channels} channels per point "
+            f"({', '.join(info.channels)}); set host.in_chans={channels}"
+        )
+    need = max(cfg.num_groups, cfg.group_size)
+    points = getattr(info, "num_points", None)
+    if points is not None and points < need:
+        raise ConfigError(
+            f"data.num_points={points} cannot make host.num_groups={cfg.num_groups} groups of "
+            f"host.group_size={cfg.group_size}; give data.num_points >= {need} or shrink the groups"
+        )
+
+
+def describe(cfg: PointBERTConfig) -> str:
+    """One line for reports."""
+    pretrained = f", from {Path(cfg.pretrained).name}" if cfg.pretrained else ""
+    return (f"Point-BERT (depth {cfg.depth}, width {cfg.embed_dim}, {cfg.num_groups} groups of "
+            f"{cfg.group_size}{pretrained})")
+
+
+def pointbert_layout(model: PointBERT, batch: Tensor) -> PointGroupLayout:
+    """Which token each point of ``batch`` belongs to: the group of its nearest FPS centre.
+
+    The groups are the model's own (its `PointGrouper` on these points), so a token map
+    painted through this layout lands where that token's neighbourhood was taken.
+
+    Args:
+        model: a `PointBERT` (with or without an LM block).
+        batch: the model's input points ``(B, N, in_chans)``.
+    """
+    from ..analysis.layout import PointGroupLayout
+    from ..ops import squared_distance
+
+    if not isinstance(batch, Tensor) or batch.dim() != 3:
+        raise ValueError("the point-bert layout needs the batch's points (B, N, C); got "
+                         f"{type(batch).__name__ if not isinstance(batch, Tensor) else tuple(batch.shape)}")
+    with torch.no_grad():
+        centres = model.grouper(batch).centres  # (B, G, 3)
+        xyz = batch[..., :3].to(centres.dtype)
+        assignment = squared_distance(xyz[:, :, None, :], centres[:, None, :, :]).argmin(dim=-1)
+    return PointGroupLayout(model.num_prefix_tokens, assignment.cpu(), model.cfg.num_groups)
+
+
+def pointbert_stages(model: PointBERT) -> dict[str, tuple[str, str]]:
+    """The host's own hook points for the analysis (see `lm4vis.hosts.vit.vit_stages`)."""
+    last = f"blocks.{len(model.blocks) - 1}"
+    return {"last_block": (last, "output"), "host_attn": (f"{last}.attn", "input"),
+            "post_norm": ("norm", "output")}
+
+
 __all__ = ["PointBERTConfig", "PointBERT", "PointGrouper", "PointNetTokenizer", "load_pointbert_checkpoint",
            "read_pointbert_state", "map_pointbert_keys", "LoadReport", "CheckpointMismatchError", "KEY_MAP",
-           "PRETRAINING_ONLY"]
+           "PRETRAINING_ONLY", "build_point_bert", "check_data", "describe", "pointbert_layout",
+           "pointbert_stages"]

@@ -75,6 +75,11 @@ class PointCloudInfo:
     def num_channels(self) -> int:
         return len(self.channels)
 
+    @property
+    def inputs_key(self) -> str:
+        """The item key of the model's input (`ClassificationTask` reads its batches by it)."""
+        return "points"
+
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["class_names"], out["channels"] = list(self.class_names), list(self.channels)

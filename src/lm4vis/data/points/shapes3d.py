@@ -352,10 +352,17 @@ class Shapes3D(PointCloudDataset):
         info = PointCloudInfo("shapes3d", len(CLASS_NAMES), CLASS_NAMES, cfg.num_points, XYZ, has_masks=True)
         super().__init__(info, np.arange(size), np.arange(size) % len(CLASS_NAMES), augment=augment,
                          seed=seed, normalize=normalize)
+        # A shape depends only on (data_seed, split, index): made once, kept for later epochs (it
+        # costs about as much as a small model's training step on it; 256 points are 3 kB).
+        # Per process: each DataLoader worker fills its own.
+        self._made: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
     def _cloud(self, source_index: int) -> tuple[np.ndarray, np.ndarray]:
-        rng = np.random.default_rng(np.random.SeedSequence([self.cfg.data_seed, SPLIT_IDS[self.split], source_index]))
-        return make_shape(int(self.source_targets[source_index]), rng, self.cfg)
+        made = self._made.get(source_index)
+        if made is None:
+            rng = np.random.default_rng(np.random.SeedSequence([self.cfg.data_seed, SPLIT_IDS[self.split], source_index]))
+            made = self._made[source_index] = make_shape(int(self.source_targets[source_index]), rng, self.cfg)
+        return made
 
 
 def build_shapes3d(
