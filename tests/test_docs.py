@@ -69,10 +69,12 @@ def _blocks() -> list[tuple[str, str]]:
             continue
         text = doc.read_text()
         for i, block in enumerate(re.findall(r"```bash\n(.*?)```", text, flags=re.DOTALL)):
-            lines = [ln for ln in block.splitlines() if "# example:" not in ln
+            joined = re.sub(r"\\\n\s*", " ", block)  # a command continued over lines is one line
+            lines = [ln for ln in joined.splitlines() if "# example:" not in ln
                      and not ln.strip().startswith("make ")]
             if any(ln.strip() for ln in lines):
                 out.append((f"{doc.name}:block{i}", "\n".join(lines)))
+                seen.update(ln.split("#")[0].strip() for ln in lines)
         prose = re.sub(r"```.*?```", "", text, flags=re.DOTALL)
         for cmd in re.findall(r"`((?:[A-Z_]+=\S+ )*lm4vis [a-z]+ [^`]+)`", prose):  # a command with arguments
             if not PLACEHOLDER.search(ENV_PREFIX.sub("", cmd)) and cmd not in seen:
