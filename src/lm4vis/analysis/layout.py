@@ -22,6 +22,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 
+PATCH_INTENSITY = "patch-intensity"  # reference map of grid layouts
+CENTRE_PROXIMITY = "centre-proximity"  # reference map of point-group layouts
+
+
 @runtime_checkable
 class Layout(Protocol):
     """How a host's tokens map to its input.
@@ -107,6 +111,31 @@ class GridLayout:
             F.adaptive_avg_pool1d if len(self.grid) == 1 else F.adaptive_avg_pool3d)
         return pooled(mask[:, None].float(), self.grid).flatten(1)
 
+    # -- optional parts of a layout (see `concat_layouts`, `reference_map`, `draw_example`) --
+    @staticmethod
+    def concat(layouts: list[GridLayout]) -> GridLayout:
+        """One grid serves every batch: the layouts of several batches are the first one."""
+        if any(lay != layouts[0] for lay in layouts[1:]):
+            raise ValueError(f"batches have different token grids: {sorted({lay.grid for lay in layouts})}")
+        return layouts[0]
+
+    def take(self, k: int) -> GridLayout:
+        return self
+
+    def reference(self, inputs: Tensor) -> tuple[str, Tensor]:
+        """``patch-intensity``: each patch's mean input value (brightness alone)."""
+        return PATCH_INTENSITY, self.coverage(inputs.detach().float().mean(dim=1).cpu())
+
+    def draw(self, ax: Any, example: Tensor, values: Tensor | None = None, cmap: str = "inferno") -> None:
+        """The model input ``(C, *S)`` (``values`` None), or input-space values ``(*S,)`` in [0, 1]."""
+        if values is None:
+            x = example.float()
+            x = (x - x.min()) / (x.max() - x.min()).clamp_min(1e-12)
+            img = (x[0] if x.shape[0] != 3 else x.permute(1, 2, 0)).numpy()
+            ax.imshow(img, cmap=None if img.ndim == 3 else "gray")
+        else:
+            ax.imshow(values.numpy(), cmap=cmap, vmin=0, vmax=1, interpolation="nearest")
+
 
 @dataclass(frozen=True)
 class PointGroupLayout:
@@ -123,6 +152,9 @@ class PointGroupLayout:
     assignment: Tensor
     num_groups: int
 
+    #: Column title of the input in the example grid.
+    input_title = "cloud (x-y, colour: z)"
+
     @property
     def num_patches(self) -> int:
         return self.num_groups
@@ -138,6 +170,78 @@ class PointGroupLayout:
         count = torch.zeros(b, self.num_groups).scatter_add_(
             1, self.assignment, torch.ones_like(mask, dtype=torch.float))
         return total / count.clamp_min(1.0)
+
+    @staticmethod
+    def concat(layouts: list[PointGroupLayout]) -> PointGroupLayout:
+        """The groups of several batches, one after the other (clouds of one size)."""
+        first = layouts[0]
+        if any(lay.num_groups != first.num_groups or lay.num_prefix_tokens != first.num_prefix_tokens
+               for lay in layouts):
+            raise ValueError("batches have different numbers of groups or prefix tokens")
+        return PointGroupLayout(first.num_prefix_tokens, torch.cat([lay.assignment for lay in layouts]),
+                                first.num_groups)
+
+    def take(self, k: int) -> PointGroupLayout:
+        """The layout of the first ``k`` clouds."""
+        return PointGroupLayout(self.num_prefix_tokens, self.assignment[:k], self.num_groups)
+
+    def reference(self, inputs: Tensor) -> tuple[str, Tensor]:
+        """``centre-proximity``: minus each point's distance to its cloud's mean, averaged over
+        a group's points (where the object sits when clutter and outliers lie around it)."""
+        xyz = inputs.detach().float().cpu()[..., :3]
+        dist = (xyz - xyz.mean(dim=1, keepdim=True)).norm(dim=-1)
+        return CENTRE_PROXIMITY, self.coverage(-dist)
+
+    def draw(self, ax: Any, example: Tensor, values: Tensor | None = None, cmap: str = "inferno") -> None:
+        """A cloud ``(N, C)`` projected on x-y: coloured by depth (z) when ``values`` is None,
+        else by the per-point values in [0, 1]."""
+        xyz = example.float()[:, :3]
+        order = xyz[:, 2].argsort()  # far points first, so near ones are drawn on top
+        xyz = xyz[order]
+        if values is None:
+            ax.scatter(xyz[:, 0].numpy(), xyz[:, 1].numpy(), c=xyz[:, 2].numpy(), cmap="viridis", s=2)
+        else:
+            ax.scatter(xyz[:, 0].numpy(), xyz[:, 1].numpy(), c=values.float()[order].numpy(), cmap=cmap,
+                       vmin=0, vmax=1, s=2)
+        ax.set_facecolor("0.6")  # white (mask) and black points both show
+        ax.set_aspect("equal")
+
+
+def concat_layouts(layouts: list[Layout]) -> Layout:
+    """One layout for the examples of several batches, in order (``concat`` of the layout's
+    class; a layout without it must be the same for every batch)."""
+    if not layouts:
+        raise ValueError("no layouts to join")
+    concat = getattr(type(layouts[0]), "concat", None)
+    if concat is not None:
+        return concat(layouts)
+    if any(lay is not layouts[0] and lay != layouts[0] for lay in layouts[1:]):
+        raise ValueError(f"{type(layouts[0]).__name__} differs between batches and has no concat()")
+    return layouts[0]
+
+
+def take_layout(layout: Layout, k: int) -> Layout:
+    """The layout of the first ``k`` examples (a per-example layout has ``take``)."""
+    take = getattr(layout, "take", None)
+    return layout if take is None else take(k)
+
+
+def reference_map(layout: Layout, inputs: Tensor) -> tuple[str, Tensor] | None:
+    """The layout's input-only reference map ``(name, (B, P))`` (what a feature map must beat:
+    patch brightness for images, closeness to the cloud's centre for points), or None."""
+    reference = getattr(layout, "reference", None)
+    return None if reference is None else reference(inputs)
+
+
+def draw_example(layout: Layout, ax: Any, example: Tensor, values: Tensor | None = None,
+                 cmap: str = "inferno") -> None:
+    """Draw one example on a matplotlib axis: its input (``values`` None) or input-space values
+    in [0, 1] (a mask, a rendered map). Layouts without ``draw`` are drawn as grids."""
+    draw = getattr(layout, "draw", None)
+    if draw is None:
+        GridLayout.draw(layout, ax, example, values, cmap)  # type: ignore[arg-type]
+    else:
+        draw(ax, example, values, cmap)
 
 
 def layout_of(model: nn.Module, batch: Any = None, host_kind: str | None = None) -> Layout:
@@ -159,4 +263,5 @@ def layout_of(model: nn.Module, batch: Any = None, host_kind: str | None = None)
     return layout(model, batch)
 
 
-__all__ = ["Layout", "GridLayout", "PointGroupLayout", "layout_of", "patch_tokens"]
+__all__ = ["Layout", "GridLayout", "PointGroupLayout", "layout_of", "patch_tokens", "concat_layouts",
+           "take_layout", "reference_map", "draw_example", "PATCH_INTENSITY", "CENTRE_PROXIMITY"]

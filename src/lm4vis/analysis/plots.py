@@ -7,6 +7,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from .layout import draw_example, take_layout
 from .metrics import auroc, normalize
 from .runner import Collected
 
@@ -20,13 +21,6 @@ def _pyplot():
     return plt
 
 
-def _display(image: Tensor) -> Tensor:
-    """A model input ``(C, *S)`` as something imshow takes: min-max to [0, 1], HxW or HxWx3."""
-    x = image.float()
-    x = (x - x.min()) / (x.max() - x.min()).clamp_min(1e-12)
-    return x[0] if x.shape[0] != 3 else x.permute(1, 2, 0)
-
-
 def plot_grid(
     path: str | Path,
     run: Collected,
@@ -38,7 +32,10 @@ def plot_grid(
     labels: tuple[str, str] = ("LM", "baseline"),
     num: int = 8,
 ) -> Path:
-    """Rows of image | ground truth | baseline map | LM map | their pseudo-masks.
+    """Rows of input | ground truth | baseline map | LM map | their pseudo-masks.
+
+    Each panel is drawn by the layout (`draw_example`): images as pictures, point clouds as
+    x-y scatter projections with every point coloured by its token's value.
 
     Args:
         path: PNG to write.
@@ -56,9 +53,10 @@ def plot_grid(
     columns: list[tuple[str, str, Tensor]] = []  # (title, kind, (k, H, W))
 
     def dense(c: Collected, name: str) -> Tensor:
-        return c.layout.render(normalize(c.scores[name][:k]), size)
+        return take_layout(c.layout, k).render(normalize(c.scores[name][:k]), size)
 
-    columns.append(("image", "image", run.images[:k]))
+    layout = take_layout(run.layout, k)
+    columns.append((getattr(layout, "input_title", "image"), "image", run.images[:k]))
     columns.append(("ground truth", "mask", run.masks[:k].float()))
     if base is not None and base_map is not None:
         columns.append((f"{labels[1]}: {base_map}", "map", dense(base, base_map)))
@@ -75,12 +73,9 @@ def plot_grid(
         for i in range(k):
             ax = axes[i, j]
             if kind == "image":
-                img = _display(data[i]).numpy()
-                ax.imshow(img, cmap=None if img.ndim == 3 else "gray")
-            elif kind == "map":
-                ax.imshow(data[i].numpy(), cmap="inferno", vmin=0, vmax=1, interpolation="nearest")
+                draw_example(layout, ax, run.images[i])
             else:
-                ax.imshow(data[i].numpy(), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+                draw_example(layout, ax, run.images[i], data[i], "inferno" if kind == "map" else "gray")
             ax.set_xticks([])
             ax.set_yticks([])
         axes[0, j].set_title(title, fontsize=7)

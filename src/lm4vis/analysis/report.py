@@ -9,7 +9,7 @@ from typing import Any
 
 from .hooks import STAGES
 from .maps import split_name
-from .runner import ALL_FG, INTENSITY, RANDOM, REFERENCE, Delta, Row
+from .runner import ALL_FG, CENTRE, INTENSITY, RANDOM, REFERENCE, Delta, Row
 
 
 def _sorted(rows: list[Row]) -> list[Row]:
@@ -64,6 +64,23 @@ def summary_rows(rows: list[Row]) -> list[Row]:
     return [r for r in rows if ".h" not in r.kind]
 
 
+def _references(rows: list[Row]) -> str:
+    """The line saying what each reference row is (the input-only one depends on the layout)."""
+    present = {r.map for r in rows if r.model == REFERENCE}
+    if INTENSITY in present:
+        return (f"- reference rows: `{RANDOM}` is a uniform random map scored the same way (chance); "
+                f"`{ALL_FG}` predicts the whole image; `{INTENSITY}` is each patch's mean input value "
+                "(brightness alone)")
+    line = (f"- reference rows: `{RANDOM}` is a uniform random map scored the same way (chance); "
+            f"`{ALL_FG}` predicts the whole input")
+    if CENTRE in present:
+        line += (f"; `{CENTRE}` is minus each point's distance to its cloud's mean, averaged over a "
+                 f"token's points (geometry alone; it replaces `{INTENSITY}`, which needs images)")
+    else:
+        line += f"; no input-only reference map for this layout (`{INTENSITY}` needs images)"
+    return line
+
+
 def render_markdown(meta: dict[str, Any], rows: list[Row], deltas: list[Delta]) -> str:
     """The whole ``analysis.md``.
 
@@ -85,9 +102,7 @@ def render_markdown(meta: dict[str, Any], rows: list[Row], deltas: list[Delta]) 
         f"({meta['num_boot']} resamples, seed {meta['seed']})",
         "- *best t per image* is the paper's protocol (optimistic); *fixed t* is one threshold per "
         "map chosen on the calibration images (honest)",
-        f"- reference rows: `{RANDOM}` is a uniform random map scored the same way (chance); "
-        f"`{ALL_FG}` predicts the whole image; `{INTENSITY}` is each patch's mean input value "
-        "(brightness alone)",
+        _references(rows),
         "",
         rows_table(summary_rows(rows)),
     ]

@@ -18,7 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from .hooks import capture
-from .layout import Layout
+from .layout import CENTRE_PROXIMITY, PATCH_INTENSITY, Layout, concat_layouts, reference_map
 from .maps import MAP_KINDS, split_name, token_maps
 from .metrics import (
     THRESHOLDS, Estimate, all_foreground_iou, auroc, choose_threshold, iou_table, mean_ci,
@@ -27,8 +27,9 @@ from .metrics import (
 
 RANDOM = "random"  # the chance map
 ALL_FG = "all-foreground"  # every pixel foreground
-INTENSITY = "patch-intensity"  # mean input value of each patch: what a feature map must beat
-REFERENCE = "reference"  # the model label of the three rows above
+INTENSITY = PATCH_INTENSITY  # mean input value of each patch: what an image map must beat
+CENTRE = CENTRE_PROXIMITY  # closeness of a point group to its cloud's centre: the points' reference
+REFERENCE = "reference"  # the model label of the rows above
 
 
 @dataclass
@@ -70,9 +71,13 @@ class Collected:
         scores: map name -> raw per-token scores ``(B, P)``.
         masks: ground truth ``(B, *S)`` bool.
         coverage: fraction of each token inside the mask ``(B, P)``.
-        images: the first ``keep`` model inputs ``(K, C, *S)`` (for figures).
-        layout: the layout the maps were made with.
-        intensity: mean input value of each patch ``(B, P)`` (a reference map).
+        images: the first ``keep`` model inputs, e.g. ``(K, C, *S)`` or clouds ``(K, N, C)``
+            (for figures).
+        layout: the layout the maps were made with, for all examples in order (the batches'
+            layouts joined by `concat_layouts`).
+        reference: the layout's input-only reference map ``(B, P)`` (`reference_map`: patch
+            intensity for grids, centre proximity for point groups), or None.
+        reference_name: its row name (``patch-intensity``, ``centre-proximity``), or None.
     """
 
     scores: dict[str, Tensor]
@@ -80,7 +85,13 @@ class Collected:
     coverage: Tensor
     images: Tensor
     layout: Layout
-    intensity: Tensor
+    reference: Tensor | None = None
+    reference_name: str | None = None
+
+    @property
+    def intensity(self) -> Tensor | None:
+        """The reference map of an image run (patch intensity); kept for older callers."""
+        return self.reference if self.reference_name == INTENSITY else None
 
     @property
     def num_images(self) -> int:
@@ -111,20 +122,23 @@ def collect(
     model.eval()
     device = next(model.parameters()).device
     scores: dict[str, list[Tensor]] = {}
-    masks, images, intensity, coverage = [], [], [], []
-    first_layout = None
+    masks, images, reference, coverage, layouts = [], [], [], [], []
+    reference_name = None
     kept = 0
     with capture(model, attention="attn" in cfg.kinds) as cap:
         for inputs, mask in batches:
             cap.clear()
             model(inputs.to(device))
             batch_layout = layout if isinstance(layout, Layout) else layout(inputs)
-            first_layout = first_layout or batch_layout
+            layouts.append(batch_layout)
             for name, s in token_maps(cap, batch_layout, cfg.kinds, cfg.top, cfg.per_head).items():
                 scores.setdefault(name, []).append(s)
             masks.append(mask.bool().cpu())
             coverage.append(batch_layout.coverage(masks[-1]))
-            intensity.append(batch_layout.coverage(inputs.detach().float().mean(dim=1).cpu()))
+            ref = reference_map(batch_layout, inputs)
+            if ref is not None:
+                reference_name = ref[0]
+                reference.append(ref[1])
             if kept < cfg.keep:
                 images.append(inputs[: cfg.keep - kept].detach().float().cpu())
                 kept += images[-1].shape[0]
@@ -135,8 +149,9 @@ def collect(
         masks=torch.cat(masks),
         coverage=torch.cat(coverage),
         images=torch.cat(images),
-        layout=first_layout,
-        intensity=torch.cat(intensity),
+        layout=concat_layouts(layouts),
+        reference=torch.cat(reference) if reference and len(reference) == len(masks) else None,
+        reference_name=reference_name if reference and len(reference) == len(masks) else None,
     )
 
 
@@ -186,7 +201,8 @@ def evaluate(model_name: str, ev: Collected, cal: Collected, cfg: AnalysisConfig
         ev: maps on the evaluation images.
         cal: maps of the same model on held-out calibration images.
         cfg: scoring options.
-        baselines: append the reference rows (random map, all-foreground, patch intensity).
+        baselines: append the reference rows (random map, all-foreground, and the layout's
+            input-only reference: patch intensity for images, centre proximity for points).
     """
     cfg = cfg or AnalysisConfig()
     missing = set(ev.scores) ^ set(cal.scores)
@@ -208,15 +224,19 @@ def evaluate(model_name: str, ev: Collected, cal: Collected, cfg: AnalysisConfig
 
 def baseline_rows(ev: Collected, cal: Collected, cfg: AnalysisConfig | None = None) -> list[Row]:
     """Reference rows, scored like every map: a uniform random map (chance), the
-    all-foreground mask, and each patch's mean input value (brightness alone)."""
+    all-foreground mask, and the layout's input-only reference map when it has one (each
+    patch's mean input value for images; each point group's closeness to the cloud's centre
+    for point clouds)."""
     cfg = cfg or AnalysisConfig()
     p = ev.layout.num_patches
     fg = ev.foreground(cfg.fg_coverage)
     rand_ev = random_scores(ev.num_images, p, cfg.seed)
     rand_cal = random_scores(cal.num_images, p, cfg.seed + 1)
     rows = []
-    for name, s_ev, s_cal in ((RANDOM, rand_ev, rand_cal),
-                              (INTENSITY, ev.intensity, cal.intensity)):
+    refs = [(RANDOM, rand_ev, rand_cal)]
+    if ev.reference is not None and cal.reference is not None and ev.reference_name == cal.reference_name:
+        refs.append((ev.reference_name, ev.reference, cal.reference))
+    for name, s_ev, s_cal in refs:
         rows.append(_row(
             REFERENCE, name,
             iou_table(s_ev, ev.masks, ev.layout, cfg.thresholds),
@@ -311,4 +331,4 @@ def batches_from(
 
 
 __all__ = ["AnalysisConfig", "Collected", "collect", "Row", "evaluate", "baseline_rows",
-           "Delta", "compare", "counterpart", "COUNTERPART", "batches_from", "RANDOM", "ALL_FG", "INTENSITY", "REFERENCE"]
+           "Delta", "compare", "counterpart", "COUNTERPART", "batches_from", "RANDOM", "ALL_FG", "INTENSITY", "CENTRE", "REFERENCE"]

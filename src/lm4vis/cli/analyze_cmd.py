@@ -13,9 +13,12 @@ last host block and of every LM layer, turns each into a per-token map (l2 norm,
 frequency, attention), thresholds the min-max normalised map at 0.1..0.9 into pseudo-masks and
 scores them against the masks (IoU). Two protocols: the best threshold per image (the paper's,
 optimistic) and one fixed threshold per map chosen on held-out images (honest); mIoU with a
-95% bootstrap interval, next to a random map, the all-foreground mask and patch brightness.
+95% bootstrap interval, next to a random map, the all-foreground mask and an input-only
+reference (patch brightness for images; closeness to the cloud's centre for point clouds, whose
+masks are per point: e.g. a point-bert run on shapes3d).
 
-Writes analysis.md, analysis.json, grid.png (image, mask, maps, pseudo-masks) and
+Writes analysis.md, analysis.json, grid.png (image or x-y projected cloud, mask, maps,
+pseudo-masks) and
 activation_hist.png (token L2 norms of foreground vs background tokens, per stage)."""
 
 EPILOG = """\
