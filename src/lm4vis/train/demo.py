@@ -1,6 +1,8 @@
 """`lm4vis demo`: baseline vs frozen SmolLM2 layer vs parameter-matched MLP, on the CPU.
 
-The budget lives in ``configs/demo.yaml`` (and ``demo-quick.yaml`` for the smoke version).
+Each kind of data the demo runs on (``--task``) is a row of `DEMO_TASKS`: its preset (the
+budget, e.g. ``configs/demo.yaml`` and ``demo-quick.yaml`` for the smoke version), the metrics
+its reading reports beside the monitor, and optionally a reference that needs no training.
 The demo is an ordinary `compare` plus a plain-language reading of what it measured.
 """
 
@@ -9,15 +11,48 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from .config import RunConfig, load_config
-from .report import paired_difference, run_metric
+from ..registry import resolve
+from .config import ConfigError, RunConfig, load_config
+from .report import paired_difference, run_metric, run_metrics
 
 log = logging.getLogger(__name__)
 
 VARIANTS = ("baseline", "frozen-lm", "mlp")
 DATASETS = ("fashion-mnist", "animal-mnist")
+
+
+@dataclass(frozen=True)
+class DemoTask:
+    """What ``lm4vis demo --task NAME`` runs.
+
+    Args:
+        preset: the demo's budget.
+        quick_preset: the ``--quick`` smoke budget.
+        metrics: declared metric names the reading reports beside the monitor metric.
+        reference: ``"module:attr"`` of ``reference(cfg) -> {"label", "metrics", "scenes"}``,
+            a no-learning baseline scored on the same validation split, or None.
+        picks_dataset: the preset's ``data.name`` is chosen among the installed embedded
+            image datasets (`DATASETS`; ``--dataset`` forces one).
+    """
+
+    preset: str
+    quick_preset: str
+    metrics: tuple[str, ...] = ()
+    reference: str | None = None
+    picks_dataset: bool = False
+
+
+#: ``--task`` -> what the demo runs. (Minimal table created for motion forecasting; the
+#: point-cloud branch adds its own row.)
+DEMO_TASKS: dict[str, DemoTask] = {
+    "images": DemoTask("demo", "demo-quick", picks_dataset=True),
+    "motion": DemoTask("motion-demo", "motion-demo-quick",
+                       metrics=("minADE@6", "MR@6", "minADE@1", "minFDE@1", "MR@1"),
+                       reference="lm4vis.tasks.forecasting:constant_velocity_reference"),
+}
 
 
 def pick_dataset(candidates: tuple[str, ...] = DATASETS) -> str:
@@ -38,14 +73,22 @@ def pick_dataset(candidates: tuple[str, ...] = DATASETS) -> str:
     raise FileNotFoundError("no demo dataset is installed: " + " | ".join(reasons))
 
 
+def demo_task(task: str) -> DemoTask:
+    """The `DEMO_TASKS` row of ``task``; an unknown name lists the known ones."""
+    if task not in DEMO_TASKS:
+        raise ConfigError(f"--task {task!r} is unknown; choose one of {', '.join(DEMO_TASKS)}")
+    return DEMO_TASKS[task]
+
+
 def demo_config(quick: bool = False, out: str = "runs", dataset: str | None = None,
                 threads: int | None = None, preset: str | None = None,
-                overrides: list[str] | None = None, plugins: list[str] | None = None) -> RunConfig:
-    """The demo's config: the ``demo`` (or ``demo-quick``) preset on an installed dataset, or
-    any other preset (a user's own parts included) with overrides.
+                overrides: list[str] | None = None, plugins: list[str] | None = None,
+                task: str = "images") -> RunConfig:
+    """The demo's config: the task's preset (``demo`` on an installed image dataset by
+    default), or any other preset (a user's own parts included) with overrides.
 
     Args:
-        quick: the one-minute smoke budget (the image demo only).
+        quick: the smoke budget (the task's ``quick_preset``).
         out: parent folder of the demo's runs.
         dataset: force an image dataset; None takes Fashion-MNIST, else Animal-MNIST.
         threads: torch threads (``trainer.threads``); None keeps the preset's, which is the
@@ -53,12 +96,19 @@ def demo_config(quick: bool = False, out: str = "runs", dataset: str | None = No
         preset: another preset to run the demo's three variants on (``--config``).
         overrides: ``key=value`` overrides of that preset.
         plugins: modules registering a user's parts (``--plugin``).
+        task: the `DEMO_TASKS` row when no ``preset`` is given (``images``, ``motion``).
     """
     extra = [f"out_dir={out}", *([f"trainer.threads={threads}"] if threads is not None else [])]
     if preset is not None:
         return load_config(preset, [*(overrides or []), *extra], plugins=plugins or ())
-    name = dataset or pick_dataset()
-    return load_config("demo-quick" if quick else "demo", [f"data.name={name}", *(overrides or []), *extra],
+    row = demo_task(task)
+    chosen = []
+    if row.picks_dataset:
+        chosen = [f"data.name={dataset or pick_dataset()}"]
+    elif dataset is not None:
+        raise ConfigError(f"--dataset chooses among the image datasets; the {task} demo runs on "
+                          f"its preset's data ({row.preset})")
+    return load_config(row.quick_preset if quick else row.preset, [*chosen, *(overrides or []), *extra],
                        plugins=plugins or ())
 
 
@@ -66,6 +116,7 @@ def run_demo(
     seeds: list[int], quick: bool = False, out: str = "runs", dataset: str | None = None,
     on_run_done: Callable[[dict[str, Any]], None] | None = None, threads: int | None = None,
     preset: str | None = None, overrides: list[str] | None = None, plugins: list[str] | None = None,
+    task: str = "images",
 ) -> dict[str, Any]:
     """Train the three variants with every seed and write the report with its reading.
 
@@ -77,24 +128,32 @@ def run_demo(
         on_run_done: progress callback, called with each run's summary.
         threads: torch threads (see `demo_config`).
         preset, overrides, plugins: run the three variants on another preset (see `demo_config`).
+        task: the `DEMO_TASKS` row (``images``, ``motion``) when no preset is given.
 
     Returns:
-        The results dict of `compare`, with ``reading`` and ``wall_time_s`` added.
+        The results dict of `compare`, with ``reading``, ``wall_time_s`` and, where the task
+        has one, ``reference`` added.
     """
     from .compare import compare
 
-    cfg = demo_config(quick, out, dataset, threads, preset, overrides, plugins)
+    cfg = demo_config(quick, out, dataset, threads, preset, overrides, plugins, task)
+    row = demo_task(task) if preset is None else DemoTask(preset, preset)
     name = f"demo{'-quick' if quick else ''}-{cfg.data.name}"
     start = time.perf_counter()
+    ref = resolve(row.reference)(cfg) if row.reference else None
     results = compare(cfg, VARIANTS, seeds, name=name, title=f"lm4vis demo on {cfg.data.name}",
-                      on_run_done=on_run_done, reading=lambda runs, summary: reading(runs, summary, cfg, quick))
+                      on_run_done=on_run_done,
+                      reading=lambda runs, summary: reading(runs, summary, cfg, quick, row.metrics, ref))
     results["wall_time_s"] = time.perf_counter() - start
+    if ref is not None:
+        results["reference"] = ref
     return results
 
 
-def _verdict(runs: list[dict[str, Any]], a: str, b: str) -> str:
-    """One sentence on (a - b), paired by seed, in the direction of the runs' metric."""
-    metric = run_metric(runs)
+def _verdict(runs: list[dict[str, Any]], a: str, b: str, metric: dict[str, Any] | None = None) -> str:
+    """One sentence on (a - b), paired by seed, in the direction of the metric (the runs'
+    monitor metric when None)."""
+    metric = metric or run_metric(runs)
     stats = paired_difference(runs, a, b, metric["key"])["diff"]
     unit = "points" if metric["unit"] == "%" else metric["unit"] or "units"
     if stats["mean"] is None:
@@ -113,7 +172,8 @@ def _verdict(runs: list[dict[str, Any]], a: str, b: str) -> str:
     return f"{a} differs from {b} by {diff} on {metric['label']} ({ci}, paired by seed), within the noise"
 
 
-def reading(runs: list[dict[str, Any]], summary: dict[str, Any], cfg: RunConfig, quick: bool) -> str:
+def reading(runs: list[dict[str, Any]], summary: dict[str, Any], cfg: RunConfig, quick: bool,
+            metrics: tuple[str, ...] = (), reference: dict[str, Any] | None = None) -> str:
     """One paragraph saying what the demo measured, whichever way it came out.
 
     Args:
@@ -121,13 +181,15 @@ def reading(runs: list[dict[str, Any]], summary: dict[str, Any], cfg: RunConfig,
         summary: `lm4vis.train.report.summarize` of them.
         cfg: the demo's config (for the budget).
         quick: the smoke budget (its numbers mean nothing).
+        metrics: further declared metrics to give the frozen layer's verdicts on.
+        reference: a no-learning reference on the same validation split (`DemoTask.reference`).
     """
     rows = {r["variant"]: r for r in summary["rows"]}
     metric = summary["metric"]
     parts = []
     if quick:
         parts.append("This was the --quick smoke budget: it checks that everything runs, and its "
-                     "accuracies say nothing about the method.")
+                     "numbers say nothing about the method.")
 
     def acc(v: str) -> str:
         m = rows.get(v, {}).get("metric", {}).get("mean")
@@ -143,6 +205,14 @@ def reading(runs: list[dict[str, Any]], summary: dict[str, Any], cfg: RunConfig,
     first = _verdict(runs, "frozen-lm", "baseline")
     parts.append(first[0].upper() + first[1:] + ";")
     parts[-1] += " " + _verdict(runs, "frozen-lm", "mlp") + "."
+    declared = {m["name"]: m for m in run_metrics(runs)}
+    for name in metrics:
+        if name in declared:
+            m = declared[name]
+            v = _verdict(runs, "frozen-lm", "baseline", m)
+            parts.append(f"On {m['label']} ({'higher' if m['higher_is_better'] else 'lower'} is better), {v}.")
+    if reference is not None:
+        parts.append(_reference_sentence(rows, declared, reference, metric))
     fl, base = rows.get("frozen-lm", {}), rows.get("baseline", {})
     if fl.get("time_per_step_s") and base.get("time_per_step_s"):
         parts.append(
@@ -156,3 +226,23 @@ def reading(runs: list[dict[str, Any]], summary: dict[str, Any], cfg: RunConfig,
         "and a longer schedule before it is trusted."
     )
     return " ".join(parts)
+
+
+def _reference_sentence(rows: dict[str, Any], declared: dict[str, Any], reference: dict[str, Any],
+                        monitor: dict[str, Any]) -> str:
+    """What a no-learning reference scored, next to the baseline's mean of the same metrics."""
+    def show(m: dict[str, Any], x: float) -> str:
+        return f"{m['scale'] * x:.{m['digits']}f}{' ' if m['unit'] != '%' else ''}{m['unit']}"
+
+    said = []
+    for key, value in reference["metrics"].items():
+        m = next((d for d in declared.values() if d["key"] == key), None)
+        if m is None:
+            continue
+        said.append(f"{m['label']} {show(m, value)}")
+    base = rows.get("baseline", {}).get("metric", {}).get("mean")
+    versus = "" if base is None else (f"; the trained baseline's {monitor['label']} is "
+                                      f"{show(monitor, base)}")
+    note = f" ({reference['note']})" if reference.get("note") else ""
+    return (f"For scale, {reference['label']} scores {', '.join(said)} on the same "
+            f"{reference.get('scenes', '?')} validation scenes{note}{versus}.")
