@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from lm4vis.data import DATASETS
 from lm4vis.hosts import build_model
+from lm4vis.registry import DATASETS
 from lm4vis.train.config import configs_dir, load_config
 
 PRESETS = sorted(configs_dir().glob("**/*.yaml"))
@@ -17,7 +17,20 @@ PRESETS = sorted(configs_dir().glob("**/*.yaml"))
 def test_presets_exist():
     names = {p.stem for p in PRESETS}
     assert {"demo", "demo-quick", "fashion-mnist-vit-tiny", "vit-tiny-llama7b", "vit-small-llama7b",
-            "vit-base-llama7b"} <= names
+            "vit-base-llama7b", "motion-demo", "motion-demo-quick", "vectornet-llama7b",
+            "mmtransformer-llama7b"} <= names
+
+
+def _motion_forward(cfg, model) -> None:
+    """A motion host on a few simulated scenes (Argoverse's 20 + 30 steps at 10 Hz, so the
+    simulator stands in for a release that is not here)."""
+    from lm4vis.data.motion import SimTraffic, SimTrafficConfig
+
+    sim = SimTraffic(SimTrafficConfig(split="val", num_scenes=2, max_agents=cfg.data.max_agents))
+    batch = sim.collate([sim[0], sim[1]])
+    with torch.no_grad():
+        out = model(batch["vectors"], batch["vector_mask"], batch["polyline_mask"])
+    assert out["trajectories"].shape == (2, cfg.host.num_modes, sim.info.pred_len, 2)
 
 
 @pytest.mark.parametrize("path", PRESETS, ids=lambda p: str(p.relative_to(configs_dir())))
@@ -26,6 +39,14 @@ def test_preset_builds(path: Path, tiny_llama: str):
     assert cfg.data.name in DATASETS
     # The real LM may be 7B (or a user path); a 2-layer random LLaMA stands in for it.
     cfg = cfg.replace({"block.source": tiny_llama, "block.layers": -1})
+    if cfg.host.kind == "vectornet":
+        from lm4vis.data.motion import SimTraffic, SimTrafficConfig
+
+        info = SimTraffic(SimTrafficConfig(split="val", num_scenes=2)).info
+        model = build_model(cfg.host, cfg.block, seed=0, info=info).eval()
+        _motion_forward(cfg, model)
+        assert model.lm_slot.filled == (cfg.block.variant != "baseline")
+        return
     model = build_model(cfg.host, cfg.block, seed=0).eval()
     size = cfg.host.img_size
     with torch.no_grad():
@@ -46,3 +67,12 @@ def test_deit_recipes(name, host, drop_path, layers):
     assert (cfg.trainer.max_epochs, o.lr, o.lr_batch_size, o.weight_decay, o.warmup_epochs) == (300, 5e-4, 512, 0.05, 5)
     assert (cfg.task.label_smoothing, cfg.task.mixup, cfg.task.cutmix, cfg.data.randaugment) == (0.1, 0.8, 1.0, "rand-m9-mstd0.5-inc1")
     assert cfg.data.batch_size * cfg.trainer.devices == 1024  # the authors' total batch
+
+
+def test_motion_paper_presets():
+    cfg = load_config("vectornet-llama7b")
+    assert (cfg.host.kind, cfg.data.name, cfg.task.name) == ("vectornet", "argoverse1", "forecasting")
+    assert (cfg.trainer.max_epochs, cfg.block.layers, cfg.task.ks, cfg.task.monitor) == (60, 31, [1, 6], "minFDE@6")
+    assert cfg.data.batch_size * cfg.trainer.devices == 256 and cfg.host.trajectory == "positions"
+    mm = load_config("mmtransformer-llama7b")
+    assert (mm.host.decoder, mm.host.num_modes, mm.trainer.max_epochs) == ("queries", 36, 60)

@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from ..registry import resolve
@@ -147,7 +148,19 @@ def run_demo(
     results["wall_time_s"] = time.perf_counter() - start
     if ref is not None:
         results["reference"] = ref
+        _add_to_results_file(Path(results["out_dir"]) / "results.json", "reference", ref)
     return results
+
+
+def _add_to_results_file(path: Path, key: str, value: Any) -> None:
+    """Store one more entry in a written ``results.json`` (atomically, as it was written)."""
+    import json
+
+    from .files import atomic_write
+
+    data = json.loads(path.read_text())
+    data[key] = value
+    atomic_write(path, lambda f: json.dump(data, f, indent=2, default=str), mode="w")
 
 
 def _verdict(runs: list[dict[str, Any]], a: str, b: str, metric: dict[str, Any] | None = None) -> str:
