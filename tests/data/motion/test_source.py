@@ -97,3 +97,18 @@ def test_eth_ucy_holds_one_scene_out(tmp_path):
     # one 20-step window per file, one item per walker seen throughout it
     assert len(source.dataset("train", True)) == 2 and len(source.dataset("test", False)) == 4
     assert source.info.obs_len == 8 and source.info.pred_len == 12 and not source.info.has_map
+
+
+def test_keep_in_memory_reads_each_scene_once_per_process(monkeypatch):
+    cfg = load_config(None, [*BASE, "data.name=sim-traffic", "data.num_train=4", "data.num_val=4",
+                             "data.cache=false", "data.keep_in_memory=true", "data.data_seed=11"])
+    first = MotionSource(cfg).dataset("train", train=True)
+    item = first[1]
+    # A second source of the same config (the next run of a compare) reads nothing again ...
+    second = MotionSource(cfg).dataset("train", train=True)
+    monkeypatch.setattr(type(second.base), "__getitem__", lambda self, i: pytest.fail("read again"))
+    assert second[1] is item
+    # ... and a source of other options never sees those scenes.
+    other = MotionSource(cfg.replace({"data.max_agents": 3})).dataset("train", train=True)
+    with pytest.raises(pytest.fail.Exception, match="read again"):
+        other[1]

@@ -36,16 +36,24 @@ LOADERS: dict[str, tuple[type[MotionConfig], type[MotionDataset]]] = {
 }
 
 
+#: Scenes kept in memory (``data.keep_in_memory``), by (loader options, split, index); shared by
+#: every source of this process, so that the runs of one ``compare`` read each scene once.
+_IN_MEMORY: dict[tuple[str, str, int], Any] = {}
+
+
 class LimitedScenes(Dataset):
-    """The first ``size`` scenes of a motion dataset, with its ``info``, ``skips`` and collate.
+    """The first ``size`` scenes of a motion dataset, with its ``info``, ``skips`` and collate;
+    optionally kept in memory once read.
 
     Args:
         base: the split's dataset.
         size: how many of its scenes to keep.
+        memory_key: when given, scenes are kept in this process's memory under this key (the
+            loader's full options, so that no other config ever reads them).
     """
 
-    def __init__(self, base: MotionDataset, size: int) -> None:
-        self.base, self.size = base, min(size, len(base))
+    def __init__(self, base: MotionDataset, size: int, memory_key: str | None = None) -> None:
+        self.base, self.size, self.memory_key = base, min(size, len(base)), memory_key
 
     @property
     def info(self) -> MotionInfo:
@@ -61,7 +69,12 @@ class LimitedScenes(Dataset):
     def __getitem__(self, index: int) -> Any:
         if not 0 <= index < self.size:
             raise IndexError(f"scene {index} out of range for {self.size} scenes")
-        return self.base[index]
+        if self.memory_key is None:
+            return self.base[index]
+        key = (self.memory_key, self.base.info.split, index)
+        if key not in _IN_MEMORY:
+            _IN_MEMORY[key] = self.base[index]  # items are never changed in place: the collate copies
+        return _IN_MEMORY[key]
 
 
 def loader_config(data: Any, split: str) -> MotionConfig:
@@ -131,7 +144,11 @@ class MotionSource:
         d = self.cfg.data
         base = self.split(split)
         limit = d.limit_train if split == "train" else d.limit_val
-        return LimitedScenes(base, limit) if limit is not None and limit < len(base) else base
+        size = len(base) if limit is None else min(limit, len(base))
+        memory_key = repr(base.cfg) if d.keep_in_memory else None
+        if size == len(base) and memory_key is None:
+            return base
+        return LimitedScenes(base, size, memory_key)
 
 
 __all__ = ["MotionSource", "LimitedScenes", "LOADERS", "loader_config"]
