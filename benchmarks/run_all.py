@@ -19,6 +19,7 @@ RUNS: dict[str, list[str]] = {
     "throughput_vit32": ["throughput.py", "--config", "defaults", "--name", "throughput_vit32",
                          "--batch", "32", "--rounds", "12"],
     "points_ops": ["points_ops.py"],
+    "motion_throughput": ["motion_throughput.py"],
     "startup": ["startup.py"],
     "video_decode": ["video_decode.py"],
 }

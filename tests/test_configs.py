@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from lm4vis.registry import DATASETS
 from lm4vis.hosts import build_model
+from lm4vis.registry import DATASETS
 from lm4vis.train.config import configs_dir, load_config
 
 PRESETS = sorted(configs_dir().glob("**/*.yaml"))
@@ -17,7 +17,20 @@ PRESETS = sorted(configs_dir().glob("**/*.yaml"))
 def test_presets_exist():
     names = {p.stem for p in PRESETS}
     assert {"demo", "demo-quick", "fashion-mnist-vit-tiny", "vit-tiny-llama7b", "vit-small-llama7b",
-            "vit-base-llama7b"} <= names
+            "vit-base-llama7b", "motion-demo", "motion-demo-quick", "vectornet-llama7b",
+            "mmtransformer-llama7b"} <= names
+
+
+def _motion_forward(cfg, model) -> None:
+    """A motion host on a few simulated scenes (Argoverse's 20 + 30 steps at 10 Hz, so the
+    simulator stands in for a release that is not here)."""
+    from lm4vis.data.motion import SimTraffic, SimTrafficConfig
+
+    sim = SimTraffic(SimTrafficConfig(split="val", num_scenes=2, max_agents=cfg.data.max_agents))
+    batch = sim.collate([sim[0], sim[1]])
+    with torch.no_grad():
+        out = model(batch["vectors"], batch["vector_mask"], batch["polyline_mask"])
+    assert out["trajectories"].shape == (2, cfg.host.num_modes, sim.info.pred_len, 2)
 
 
 #: host kind -> (overrides that drop what the preset reads from disk, one input of the preset's shape)
@@ -35,8 +48,17 @@ EXAMPLE_INPUTS = {
 def test_preset_builds(path: Path, tiny_llama: str):
     cfg = load_config(path)
     assert cfg.data.name in DATASETS
-    offline, example = EXAMPLE_INPUTS[cfg.host.kind]
     # The real LM may be 7B (or a user path); a 2-layer random LLaMA stands in for it.
+    if cfg.host.kind == "vectornet":
+        from lm4vis.data.motion import SimTraffic, SimTrafficConfig
+
+        cfg = cfg.replace({"block.source": tiny_llama, "block.layers": -1})
+        info = SimTraffic(SimTrafficConfig(split="val", num_scenes=2)).info
+        model = build_model(cfg.host, cfg.block, seed=0, info=info).eval()
+        _motion_forward(cfg, model)
+        assert model.lm_slot.filled == (cfg.block.variant != "baseline")
+        return
+    offline, example = EXAMPLE_INPUTS[cfg.host.kind]
     cfg = cfg.replace({"block.source": tiny_llama, "block.layers": -1, **offline})
     model = build_model(cfg.host, cfg.block, seed=0).eval()
     with torch.no_grad():
@@ -90,3 +112,12 @@ def test_points_demo_is_small():
     assert (cfg.host.kind, cfg.data.name, cfg.block.source, cfg.trainer.accelerator) == (
         "point-bert", "shapes3d", "smollm2-135m", "cpu")
     assert cfg.host.num_classes == 14 and cfg.data.num_points >= cfg.host.num_groups
+
+
+def test_motion_paper_presets():
+    cfg = load_config("vectornet-llama7b")
+    assert (cfg.host.kind, cfg.data.name, cfg.task.name) == ("vectornet", "argoverse1", "forecasting")
+    assert (cfg.trainer.max_epochs, cfg.block.layers, cfg.task.ks, cfg.task.monitor) == (60, 31, [1, 6], "minFDE@6")
+    assert cfg.data.batch_size * cfg.trainer.devices == 256 and cfg.host.trajectory == "positions"
+    mm = load_config("mmtransformer-llama7b")
+    assert (mm.host.decoder, mm.host.num_modes, mm.trainer.max_epochs) == ("queries", 36, 60)

@@ -80,12 +80,16 @@ def run(args: argparse.Namespace) -> int:
 def print_results(results: dict, files: str = "curves.png, results.json beside it") -> int:
     """What `compare`, `sweep` and `demo` print when done: the table, the paired differences,
     where the report is. Returns the exit status: 1 if any run did not complete."""
-    from ..train.report import differences_table, markdown_table
+    from ..train.report import differences_table, markdown_table, metrics_table
 
     print(markdown_table(results["summary"]))
     diff = differences_table(results["summary"])
     if diff:
         print()
         print(diff)
+    others = metrics_table(results["summary"])
+    if others:
+        print()
+        print(others)
     print(f"\nreport: {results['out_dir']}/report.md  ({files})")
     return 0 if all(r.get("status") == "completed" for r in results["runs"]) else 1

@@ -9,7 +9,7 @@ describes the data (``info``) and builds each split (see `lm4vis.train.datamodul
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..registry import register_dataset
@@ -140,4 +140,173 @@ for _name, _description in IMAGE_DATASETS.items():
     register_dataset(_name, config=ImageDataConfig, builder="lm4vis.data.image_source:ImageSource",
                      description=_description, kind="images")
 
-__all__ = ["DataConfig", "ImageDataConfig", "IMAGE_DATASETS"]
+# -- motion forecasting ----------------------------------------------------------------------------
+#: Bad-input policies of the motion loaders (`lm4vis.data.skips.POLICIES`).
+POLICIES = ("skip", "fail")
+#: Road layouts of the simulator (`lm4vis.data.motion.LAYOUTS`) and the ETH/UCY scenes
+#: (`lm4vis.data.motion.SCENES`); a test keeps each equal to the loader's own.
+SIM_LAYOUTS = ("intersection", "straight", "curve", "merge")
+ETH_UCY_SCENES = ("eth", "hotel", "univ", "zara1", "zara2")
+
+
+def _policy(section: Any, *names: str) -> None:
+    for name in names:
+        if getattr(section, name) not in POLICIES:
+            raise ValueError(f"data.{name}={getattr(section, name)!r} is unknown; choose skip or fail")
+
+
+@dataclass
+class MotionDataConfig(DataConfig):
+    """Motion scenes as polylines (`lm4vis.data.motion`): what every motion dataset shares.
+
+    Args:
+        max_agents: most track polylines per scene, the focal agent included; the nearest are
+            kept and the rest counted in the run summary (``agents-beyond-max_agents``).
+        lane_radius: metres around the focal agent within which lane pieces are kept.
+        lane_piece_vectors: lanes longer than this many vectors are split into pieces.
+        min_heading_distance: metres of travel the focal heading is measured over.
+        keep_in_memory: keep every scene read in this process's memory, for later epochs and
+            for the other runs of a ``compare`` in the same process (a cached scene takes ~6 ms
+            to read back from its ``.npz``: a third of a small model's step at batch 16). Each
+            DataLoader worker keeps its own copy, so leave it off for a large dataset.
+        (limit_train / limit_val count scenes; val_split ``test`` is the held-out split.)
+    """
+
+    max_agents: int = 64
+    lane_radius: float = 50.0
+    lane_piece_vectors: int = 9
+    min_heading_distance: float = 1.0
+    keep_in_memory: bool = False
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _positive(self, "max_agents", "lane_radius", "lane_piece_vectors", "min_heading_distance")
+
+
+@dataclass
+class SimTrafficDataConfig(MotionDataConfig):
+    """The traffic simulator (`lm4vis.data.motion.sim_traffic`): embedded, no download.
+    Scene ``i`` of a split depends only on ``(data_seed, split, i)``.
+
+    Args:
+        num_train, num_val: scenes in the train and the val (and test) split.
+        layouts: road layouts drawn from (intersection, straight, curve, merge).
+        obs_len, pred_len, hz: observed and forecast steps, steps per second (Argoverse's).
+        other_agents: [min, max] agents spawned besides the focal one.
+        noise_std: metres of observation noise.
+        partial_prob, dropout_prob: chance that another agent is seen over part of the
+            window only, and that it is missed at one step.
+        sensor_range: metres beyond which other agents are not seen.
+        cache: keep generated scenes in the cache folder (``$LM4VIS_CACHE``, else
+            ``~/.cache/lm4vis``): a scene took ~35 ms to simulate here and ~6 ms to read back.
+    """
+
+    name: str = "sim-traffic"
+    num_train: int = 20_000
+    num_val: int = 2_000
+    layouts: list[str] = field(default_factory=lambda: list(SIM_LAYOUTS))
+    obs_len: int = 20
+    pred_len: int = 30
+    hz: float = 10.0
+    other_agents: list[int] = field(default_factory=lambda: [2, 9])
+    noise_std: float = 0.05
+    partial_prob: float = 0.3
+    dropout_prob: float = 0.05
+    sensor_range: float = 80.0
+    cache: bool = True
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _positive(self, "num_train", "num_val", "pred_len", "hz", "sensor_range")
+        unknown = [name for name in self.layouts if name not in SIM_LAYOUTS]
+        if unknown or not self.layouts:
+            raise ValueError(f"data.layouts={self.layouts}: choose from {', '.join(SIM_LAYOUTS)}")
+        if self.obs_len < 2:
+            raise ValueError(f"data.obs_len={self.obs_len} must be at least 2 (a heading needs two steps)")
+        if len(self.other_agents) != 2 or not 0 <= self.other_agents[0] <= self.other_agents[1]:
+            raise ValueError(f"data.other_agents={self.other_agents} must be [min, max] with 0 <= min <= max")
+        if self.noise_std < 0:
+            raise ValueError(f"data.noise_std={self.noise_std} must be >= 0 (metres)")
+        for name in ("partial_prob", "dropout_prob"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"data.{name}={getattr(self, name)} is a probability: give it in [0, 1]")
+
+
+@dataclass
+class Argoverse1DataConfig(MotionDataConfig):
+    """Argoverse 1.1 motion forecasting, read from the release as extracted
+    (`lm4vis.data.motion.argoverse1`). ``data.root`` holds ``train/``, ``val/`` and
+    ``test_obs/`` (the test split has no futures, so it cannot be ``val_split``).
+
+    Args:
+        map_root: the ``map_files`` folder of ``hd_maps.tar.gz``; null for agents only.
+        on_bad_focal: ``skip`` (count) or ``fail`` on a scene without exactly one AGENT, or
+            whose AGENT misses an observed or future step.
+        on_nan: ``skip`` or ``fail`` on a row with a non-finite TIMESTAMP, X or Y.
+        cache: keep processed scenes in the cache folder (never next to the release).
+    """
+
+    name: str = "argoverse1"
+    map_root: str | None = None
+    on_bad_focal: str = "skip"
+    on_nan: str = "skip"
+    cache: bool = True
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _policy(self, "on_bad_focal", "on_nan")
+        if not self.root:
+            raise ValueError("data.root must name the folder the forecasting_*_v1.1.tar.gz files were "
+                             "extracted into (it holds train/, val/, test_obs/)")
+        if self.val_split == "test":
+            raise ValueError("data.val_split=test: Argoverse 1's test split has no futures to score; "
+                             "validate on val and submit test forecasts to the leaderboard")
+
+
+@dataclass
+class EthUcyDataConfig(MotionDataConfig):
+    """ETH/UCY pedestrians, leave one scene out, as the Social-GAN release ships them
+    (`lm4vis.data.motion.eth_ucy`). ``data.root`` is its ``datasets`` folder; ``scene`` is
+    the held-out one: train and val come from the other four, ``val_split: test`` scores the
+    held-out scene (the protocol's number).
+
+    Args:
+        scene: eth, hotel, univ, zara1 or zara2.
+        obs_len, pred_len: observed and forecast steps at 2.5 Hz (the protocol's 8 and 12).
+        stride: steps between consecutive windows.
+        min_pedestrians: windows with fewer pedestrians seen throughout are left out.
+        on_bad_row: ``skip`` (count) or ``fail`` on a line that is not four finite numbers.
+    """
+
+    name: str = "eth-ucy"
+    scene: str = "eth"
+    obs_len: int = 8
+    pred_len: int = 12
+    stride: int = 1
+    min_pedestrians: int = 2
+    on_bad_row: str = "skip"
+    min_heading_distance: float = 0.2
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _positive(self, "obs_len", "pred_len", "stride", "min_pedestrians")
+        _policy(self, "on_bad_row")
+        if not self.root:
+            raise ValueError("data.root must name the Social-GAN release's datasets folder "
+                             "(its scripts/download_data.sh)")
+        if self.scene not in ETH_UCY_SCENES:
+            raise ValueError(f"data.scene={self.scene!r} is unknown; choose one of {', '.join(ETH_UCY_SCENES)}")
+
+
+MOTION_DATASETS: dict[str, tuple[type[MotionDataConfig], str]] = {
+    "sim-traffic": (SimTrafficDataConfig, "simulated traffic at intersections, straights, curves and "
+                    "merges; embedded (20k/2k scenes, 2 s observed, 3 s forecast)"),
+    "argoverse1": (Argoverse1DataConfig, "Argoverse 1.1 forecasting CSVs [+ HD map XML] (205k/39k scenes)"),
+    "eth-ucy": (EthUcyDataConfig, "ETH/UCY pedestrians (Social-GAN release), leave one scene out"),
+}
+for _name, (_config, _description) in MOTION_DATASETS.items():
+    register_dataset(_name, config=_config, builder="lm4vis.data.motion.source:MotionSource",
+                     description=_description, kind="motion")
+
+__all__ = ["DataConfig", "ImageDataConfig", "IMAGE_DATASETS", "MotionDataConfig", "SimTrafficDataConfig",
+           "Argoverse1DataConfig", "EthUcyDataConfig", "MOTION_DATASETS", "SIM_LAYOUTS", "ETH_UCY_SCENES"]

@@ -13,7 +13,7 @@ _EXPORTS = {
     "LMSlot": ".slot",
     "build_model": ".build", "build_host": ".build",
     "VARIANTS": ".configs", "BlockConfig": ".configs", "HostConfig": ".configs",
-    "TimmViTConfig": ".configs",
+    "TimmViTConfig": ".configs", "VectorNetHostConfig": ".configs",
 }
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 __all__ = list(_EXPORTS)

@@ -33,8 +33,12 @@ from .slot import LMSlot
 
 if TYPE_CHECKING:
     from ..data.motion import MotionInfo
+    from .configs import VectorNetHostConfig
 
 DECODERS: tuple[str, ...] = ("mlp", "queries")
+#: What a decoder's T outputs per mode are: the positions themselves, or per-step
+#: displacements whose running sum is the trajectory.
+TRAJECTORIES: tuple[str, ...] = ("positions", "steps")
 REGRESSIONS: tuple[str, ...] = ("smooth_l1", "l2")
 
 
@@ -54,6 +58,10 @@ class VectorNetConfig:
         num_modes: trajectories forecast per scene (K).
         decoder: ``mlp`` or ``queries`` (see the module doc).
         decoder_depth: transformer decoder layers of the ``queries`` decoder.
+        trajectory: ``positions`` (the decoder outputs each step's position) or ``steps`` (it
+            outputs each step's displacement, summed over time). With ``steps`` an output of
+            order one is a metre-per-step motion, so a freshly initialised decoder reaches
+            trajectories tens of metres long in far fewer updates.
     """
 
     in_features: int = NUM_FEATURES
@@ -67,6 +75,7 @@ class VectorNetConfig:
     num_modes: int = 6
     decoder: str = "mlp"
     decoder_depth: int = 1
+    trajectory: str = "positions"
 
     def __post_init__(self) -> None:
         for name in ("in_features", "horizon", "embed_dim", "subgraph_depth", "depth", "num_heads",
@@ -79,6 +88,8 @@ class VectorNetConfig:
             raise ValueError(f"decoder={self.decoder!r} is unknown; choose one of {', '.join(DECODERS)}")
         if not 0 <= self.dropout < 1:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.trajectory not in TRAJECTORIES:
+            raise ValueError(f"trajectory={self.trajectory!r} is unknown; choose one of {', '.join(TRAJECTORIES)}")
 
     @property
     def mlp_dim(self) -> int:
@@ -254,6 +265,8 @@ class VectorNet(nn.Module):
 
     def forward_head(self, tokens: Tensor, polyline_mask: Tensor) -> dict[str, Tensor]:
         trajectories, logits = self.decoder(tokens, polyline_mask)
+        if self.cfg.trajectory == "steps":
+            trajectories = trajectories.cumsum(dim=-2)
         return {"trajectories": trajectories, "logits": logits}
 
     def forward(self, vectors: Tensor, vector_mask: Tensor, polyline_mask: Tensor) -> dict[str, Tensor]:
@@ -303,5 +316,52 @@ def forecasting_loss(
             "classification": cls.detach(), "best_mode": best}
 
 
-__all__ = ["DECODERS", "REGRESSIONS", "VectorNetConfig", "VectorNet", "SubGraph", "SubGraphLayer",
-           "MLPDecoder", "QueryDecoder", "forecasting_loss"]
+# -- the registered host (``host.kind: vectornet``) ------------------------------------------------
+def build_vectornet(cfg: VectorNetHostConfig, info: MotionInfo) -> VectorNet:
+    """The registered host: a `VectorNet` sized by the run's host config and the dataset.
+
+    Args:
+        cfg: the ``host`` section (`lm4vis.hosts.configs.VectorNetHostConfig`).
+        info: the dataset's `MotionInfo` (numbers per vector, forecast horizon).
+    """
+    check_data(cfg, info)
+    return VectorNet(VectorNetConfig.from_info(
+        info, embed_dim=cfg.embed_dim, subgraph_depth=cfg.subgraph_depth, depth=cfg.depth,
+        num_heads=cfg.num_heads, mlp_ratio=cfg.mlp_ratio, dropout=cfg.dropout, num_modes=cfg.num_modes,
+        decoder=cfg.decoder, decoder_depth=cfg.decoder_depth, trajectory=cfg.trajectory,
+    ))
+
+
+def check_data(cfg: VectorNetHostConfig, info: Any) -> None:
+    """The host reads polylines of vectors and forecasts a horizon: the data must say both."""
+    from ..train.config import ConfigError
+
+    missing = [name for name in ("feature_names", "pred_len") if not hasattr(info, name)]
+    if missing:
+        raise ConfigError(
+            f"host.kind=vectornet reads motion scenes, but dataset {getattr(info, 'name', '?')!r} "
+            f"describes no {', '.join(missing)}; use a motion dataset (data.name: sim-traffic, "
+            "argoverse1 or eth-ucy)"
+        )
+    if info.pred_len < 1 or len(info.feature_names) < 1:
+        raise ConfigError(f"dataset {info.name!r} has pred_len={info.pred_len} and "
+                          f"{len(info.feature_names)} features per vector; both must be positive")
+
+
+def describe(cfg: VectorNetHostConfig) -> str:
+    """One line for reports."""
+    decoder = cfg.decoder if cfg.decoder == "mlp" else f"{cfg.decoder} x{cfg.decoder_depth}"
+    return (f"VectorNet (width {cfg.embed_dim}, {cfg.subgraph_depth} sub-graph + {cfg.depth} global "
+            f"layer(s), {cfg.num_modes} modes, {decoder} decoder)")
+
+
+def vectornet_stages(model: nn.Module) -> dict[str, tuple[str, str]]:
+    """The host's hook points for the analysis: the last global-graph layer's output (the
+    tokens the LM slot receives) and the final norm's output. Its attention is torch's
+    `nn.MultiheadAttention`, not a timm ``qkv`` module, so no ``host_attn`` is declared."""
+    return {"last_block": (f"blocks.{len(model.blocks) - 1}", "output"), "post_norm": ("norm", "output")}
+
+
+__all__ = ["DECODERS", "REGRESSIONS", "TRAJECTORIES", "VectorNetConfig", "VectorNet", "SubGraph", "SubGraphLayer",
+           "MLPDecoder", "QueryDecoder", "forecasting_loss", "build_vectornet", "check_data", "describe",
+           "vectornet_stages"]

@@ -9,8 +9,8 @@ from .._lazy import lazy_exports
 
 _EXPORTS = {
     "Task": ".base", "Metric": ".base", "build_task": ".base",
-    "ClassificationTask": ".classification",
-    "TaskConfig": ".configs", "ClassificationConfig": ".configs",
+    "ClassificationTask": ".classification", "ForecastingTask": ".forecasting",
+    "TaskConfig": ".configs", "ClassificationConfig": ".configs", "ForecastingConfig": ".configs",
 }
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 __all__ = list(_EXPORTS)

@@ -1,10 +1,11 @@
 """`lm4vis demo`: baseline vs frozen SmolLM2 layer vs parameter-matched MLP, on the CPU.
 
-``--task`` picks the kind of data (`DEMO_TASKS`): ``images`` (a small ViT on Fashion-MNIST; the
-budget in ``configs/demo.yaml``, ``demo-quick.yaml`` for the smoke version) or ``points`` (a
-small Point-BERT on the generated shapes3d; ``configs/points-demo.yaml`` and
-``points-demo-quick.yaml``). A new host adds its line to the table. The demo is an ordinary
-`compare` plus a plain-language reading of what it measured.
+``--task`` picks the kind of data, a row of `DEMO_TASKS`: ``images`` (a small ViT on
+Fashion-MNIST; the budget in ``configs/demo.yaml``, ``demo-quick.yaml`` for the smoke version),
+``points`` (a small Point-BERT on the generated shapes3d) or ``motion`` (a small VectorNet on
+the sim-traffic simulator). A row names its presets, the metrics its reading reports beside
+the monitor, and optionally a reference that needs no training; a new host adds its row. The
+demo is an ordinary `compare` plus a plain-language reading of what it measured.
 """
 
 from __future__ import annotations
@@ -13,10 +14,12 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from .config import RunConfig, load_config
-from .report import paired_difference, run_metric
+from ..registry import resolve
+from .config import ConfigError, RunConfig, load_config
+from .report import paired_difference, run_metric, run_metrics
 
 log = logging.getLogger(__name__)
 
@@ -34,18 +37,26 @@ class DemoTask:
         summary: what it trains, for ``--help``.
         datasets: embedded datasets ``--dataset`` may choose, in order of preference; the
             first one installed is taken. Empty: the preset's own dataset, which needs no files.
+        metrics: declared metric names the reading reports beside the monitor metric.
+        reference: ``"module:attr"`` of ``reference(cfg) -> {"label", "metrics", "scenes"}``,
+            a no-learning baseline scored on the same validation split, or None.
     """
 
     preset: str
     quick_preset: str
     summary: str
     datasets: tuple[str, ...] = ()
+    metrics: tuple[str, ...] = ()
+    reference: str | None = None
 
 
 #: ``--task`` -> what the demo trains. The default is the first.
 DEMO_TASKS: dict[str, DemoTask] = {
     "images": DemoTask("demo", "demo-quick", "a small ViT on Fashion-MNIST (else Animal-MNIST)", DATASETS),
     "points": DemoTask("points-demo", "points-demo-quick", "a small Point-BERT on the generated shapes3d"),
+    "motion": DemoTask("motion-demo", "motion-demo-quick", "a small VectorNet on the sim-traffic simulator",
+                       metrics=("minADE@6", "MR@6", "minADE@1", "minFDE@1", "MR@1"),
+                       reference="lm4vis.tasks.forecasting:constant_velocity_reference"),
 }
 DEFAULT_TASK = next(iter(DEMO_TASKS))
 
@@ -68,6 +79,13 @@ def pick_dataset(candidates: tuple[str, ...] = DATASETS) -> str:
     raise FileNotFoundError("no demo dataset is installed: " + " | ".join(reasons))
 
 
+def demo_task(task: str) -> DemoTask:
+    """The `DEMO_TASKS` row of ``task``; an unknown name lists the known ones."""
+    if task not in DEMO_TASKS:
+        raise ConfigError(f"--task {task!r} is unknown; choose one of {', '.join(DEMO_TASKS)}")
+    return DEMO_TASKS[task]
+
+
 def demo_config(quick: bool = False, out: str = "runs", dataset: str | None = None,
                 threads: int | None = None, preset: str | None = None,
                 overrides: list[str] | None = None, plugins: list[str] | None = None,
@@ -84,17 +102,15 @@ def demo_config(quick: bool = False, out: str = "runs", dataset: str | None = No
         preset: another preset to run the demo's three variants on (``--config``).
         overrides: ``key=value`` overrides of that preset.
         plugins: modules registering a user's parts (``--plugin``).
-        task: a key of `DEMO_TASKS` (``images``, ``points``); ignored with ``preset``.
+        task: a key of `DEMO_TASKS` (``images``, ``points``, ``motion``); ignored with ``preset``.
     """
     extra = [f"out_dir={out}", *([f"trainer.threads={threads}"] if threads is not None else [])]
     if preset is not None:
         return load_config(preset, [*(overrides or []), *extra], plugins=plugins or ())
-    if task not in DEMO_TASKS:
-        raise ValueError(f"--task {task!r} is unknown; choose one of {', '.join(DEMO_TASKS)}")
-    demo = DEMO_TASKS[task]
+    demo = demo_task(task)
     if dataset is not None and dataset not in demo.datasets:
         choices = ", ".join(demo.datasets) or f"none: it runs on {demo.preset}'s own data"
-        raise ValueError(f"--dataset {dataset} is not an embedded dataset of --task {task} ({choices})")
+        raise ConfigError(f"--dataset {dataset} is not an embedded dataset of --task {task} ({choices})")
     data = [f"data.name={dataset or pick_dataset(demo.datasets)}"] if demo.datasets else []
     return load_config(demo.quick_preset if quick else demo.preset, [*data, *(overrides or []), *extra],
                        plugins=plugins or ())
@@ -119,22 +135,41 @@ def run_demo(
         task: the kind of data (a key of `DEMO_TASKS`).
 
     Returns:
-        The results dict of `compare`, with ``reading`` and ``wall_time_s`` added.
+        The results dict of `compare`, with ``reading``, ``wall_time_s`` and, where the task
+        has one, ``reference`` added.
     """
     from .compare import compare
 
     cfg = demo_config(quick, out, dataset, threads, preset, overrides, plugins, task)
+    row = demo_task(task) if preset is None else DemoTask(preset, preset, preset)
     name = f"demo{'-quick' if quick else ''}-{cfg.data.name}"
     start = time.perf_counter()
+    ref = resolve(row.reference)(cfg) if row.reference else None
     results = compare(cfg, VARIANTS, seeds, name=name, title=f"lm4vis demo on {cfg.data.name}",
-                      on_run_done=on_run_done, reading=lambda runs, summary: reading(runs, summary, cfg, quick))
+                      on_run_done=on_run_done,
+                      reading=lambda runs, summary: reading(runs, summary, cfg, quick, row.metrics, ref))
     results["wall_time_s"] = time.perf_counter() - start
+    if ref is not None:
+        results["reference"] = ref
+        _add_to_results_file(Path(results["out_dir"]) / "results.json", "reference", ref)
     return results
 
 
-def _verdict(runs: list[dict[str, Any]], a: str, b: str) -> str:
-    """One sentence on (a - b), paired by seed, in the direction of the runs' metric."""
-    metric = run_metric(runs)
+def _add_to_results_file(path: Path, key: str, value: Any) -> None:
+    """Store one more entry in a written ``results.json`` (atomically, as it was written)."""
+    import json
+
+    from .files import atomic_write
+
+    data = json.loads(path.read_text())
+    data[key] = value
+    atomic_write(path, lambda f: json.dump(data, f, indent=2, default=str), mode="w")
+
+
+def _verdict(runs: list[dict[str, Any]], a: str, b: str, metric: dict[str, Any] | None = None) -> str:
+    """One sentence on (a - b), paired by seed, in the direction of the metric (the runs'
+    monitor metric when None)."""
+    metric = metric or run_metric(runs)
     stats = paired_difference(runs, a, b, metric["key"])["diff"]
     unit = "points" if metric["unit"] == "%" else metric["unit"] or "units"
     if stats["mean"] is None:
@@ -161,7 +196,8 @@ def _chance(cfg: RunConfig, metric: dict[str, Any]) -> str:
     return f" (chance: {metric['scale'] / classes:.1f}{metric['unit']} for {classes} balanced classes)"
 
 
-def reading(runs: list[dict[str, Any]], summary: dict[str, Any], cfg: RunConfig, quick: bool) -> str:
+def reading(runs: list[dict[str, Any]], summary: dict[str, Any], cfg: RunConfig, quick: bool,
+            metrics: tuple[str, ...] = (), reference: dict[str, Any] | None = None) -> str:
     """One paragraph saying what the demo measured, whichever way it came out.
 
     Args:
@@ -169,13 +205,15 @@ def reading(runs: list[dict[str, Any]], summary: dict[str, Any], cfg: RunConfig,
         summary: `lm4vis.train.report.summarize` of them.
         cfg: the demo's config (for the budget).
         quick: the smoke budget (its numbers mean nothing).
+        metrics: further declared metrics to give the frozen layer's verdicts on.
+        reference: a no-learning reference on the same validation split (`DemoTask.reference`).
     """
     rows = {r["variant"]: r for r in summary["rows"]}
     metric = summary["metric"]
     parts = []
     if quick:
         parts.append("This was the --quick smoke budget: it checks that everything runs, and its "
-                     "accuracies say nothing about the method.")
+                     "numbers say nothing about the method.")
 
     def acc(v: str) -> str:
         m = rows.get(v, {}).get("metric", {}).get("mean")
@@ -192,6 +230,14 @@ def reading(runs: list[dict[str, Any]], summary: dict[str, Any], cfg: RunConfig,
     first = _verdict(runs, "frozen-lm", "baseline")
     parts.append(first[0].upper() + first[1:] + ";")
     parts[-1] += " " + _verdict(runs, "frozen-lm", "mlp") + "."
+    declared = {m["name"]: m for m in run_metrics(runs)}
+    for name in metrics:
+        if name in declared:
+            m = declared[name]
+            v = _verdict(runs, "frozen-lm", "baseline", m)
+            parts.append(f"On {m['label']} ({'higher' if m['higher_is_better'] else 'lower'} is better), {v}.")
+    if reference is not None:
+        parts.append(_reference_sentence(rows, declared, reference, metric))
     fl, base = rows.get("frozen-lm", {}), rows.get("baseline", {})
     if fl.get("time_per_step_s") and base.get("time_per_step_s"):
         parts.append(
@@ -205,3 +251,23 @@ def reading(runs: list[dict[str, Any]], summary: dict[str, Any], cfg: RunConfig,
         "and a longer schedule before it is trusted."
     )
     return " ".join(parts)
+
+
+def _reference_sentence(rows: dict[str, Any], declared: dict[str, Any], reference: dict[str, Any],
+                        monitor: dict[str, Any]) -> str:
+    """What a no-learning reference scored, next to the baseline's mean of the same metrics."""
+    def show(m: dict[str, Any], x: float) -> str:
+        return f"{m['scale'] * x:.{m['digits']}f}{' ' if m['unit'] != '%' else ''}{m['unit']}"
+
+    said = []
+    for key, value in reference["metrics"].items():
+        m = next((d for d in declared.values() if d["key"] == key), None)
+        if m is None:
+            continue
+        said.append(f"{m['label']} {show(m, value)}")
+    base = rows.get("baseline", {}).get("metric", {}).get("mean")
+    versus = "" if base is None else (f"; the trained baseline's {monitor['label']} is "
+                                      f"{show(monitor, base)}")
+    note = f" ({reference['note']})" if reference.get("note") else ""
+    return (f"For scale, {reference['label']} scores {', '.join(said)} on the same "
+            f"{reference.get('scenes', '?')} validation scenes{note}{versus}.")

@@ -129,6 +129,16 @@ def run_metric(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return _LEGACY_METRIC
 
 
+def run_metrics(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every metric the runs' task declared, monitor first (older summaries: the monitor only)."""
+    monitor = run_metric(runs)
+    for r in runs:
+        declared = (r.get("task") or {}).get("metrics")
+        if declared:
+            return [monitor, *(m for m in declared if m["key"] != monitor["key"])]
+    return [monitor]
+
+
 def verdict(stats: dict[str, Any], higher_is_better: bool) -> str:
     """better / worse / no significant difference, from the CI of (variant - reference)."""
     if stats["ci_low"] is None:
@@ -203,7 +213,32 @@ def summarize(runs: list[dict[str, Any]], variants: list[str], reference: str | 
             d = paired_difference(runs, v, reference, key)
             diffs.append({"variant": v, "reference": reference, **d,
                           "verdict": verdict(d["diff"], metric["higher_is_better"])})
-    return {"metric": metric, "rows": rows, "paired_differences": diffs}
+    return {"metric": metric, "rows": rows, "paired_differences": diffs,
+            "other_metrics": _other_metrics(runs, variants, reference)}
+
+
+def _other_metrics(runs: list[dict[str, Any]], variants: list[str], reference: str | None) -> list[dict[str, Any]]:
+    """Per-row statistics and paired differences of every declared metric besides the monitor
+    (minADE and miss rate beside minFDE), each judged in its own direction."""
+    out = []
+    for m in run_metrics(runs)[1:]:
+        key = m["key"]
+        rows = []
+        for v in variants:
+            values = [float(r["final"][key]) for r in runs if row_label(r) == v
+                      and r.get("status") == "completed" and key in (r.get("final") or {})]
+            rows.append({"variant": v, "metric": mean_ci(values)})
+        if not any(r["metric"]["n"] for r in rows):
+            continue  # declared but never logged (e.g. a training-only metric)
+        diffs = []
+        if reference in variants:
+            for v in variants:
+                if v != reference:
+                    d = paired_difference(runs, v, reference, key)
+                    diffs.append({"variant": v, "reference": reference, **d,
+                                  "verdict": verdict(d["diff"], m["higher_is_better"])})
+        out.append({"metric": m, "rows": rows, "paired_differences": diffs})
+    return out
 
 
 def _fmt(x: float | None, metric: dict[str, Any], signed: bool = False) -> str:
@@ -254,6 +289,37 @@ def differences_table(summary: dict[str, Any]) -> str:
         ci = "–" if s["ci_low"] is None else f"[{_fmt(s['ci_low'], m, True)}, {_fmt(s['ci_high'], m, True)}]"
         lines.append(f"| {d['variant']} | {len(d['seeds'])} | {_fmt(s['mean'], m, True)} | {ci} | {d['verdict']} |")
     return "\n".join(lines)
+
+
+def metrics_table(summary: dict[str, Any]) -> str:
+    """Every other declared metric: mean and CI per row, and the paired difference to the
+    reference with its verdict in that metric's direction ("" when the task declares one)."""
+    blocks = summary.get("other_metrics") or []
+    if not blocks:
+        return ""
+    reference = next((d["reference"] for b in blocks for d in b["paired_differences"]), None)
+    ref = f" − {reference}" if reference else ""
+    lines = [f"| metric | variant | seeds | mean | 95% CI | variant{ref}, paired | 95% CI | verdict |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for b in blocks:
+        m = b["metric"]
+        diffs = {d["variant"]: d for d in b["paired_differences"]}
+        arrow = "↑" if m["higher_is_better"] else "↓"
+        for r in b["rows"]:
+            s = r["metric"]
+            ci = "–" if s["ci_low"] is None else f"[{_fmt(s['ci_low'], m)}, {_fmt(s['ci_high'], m)}]"
+            d = diffs.get(r["variant"])
+            if d is None:
+                diff = dci = "–"
+                word = "reference" if r["variant"] == reference else "–"
+            else:
+                ds = d["diff"]
+                diff = _fmt(ds["mean"], m, True)
+                dci = "–" if ds["ci_low"] is None else f"[{_fmt(ds['ci_low'], m, True)}, {_fmt(ds['ci_high'], m, True)}]"
+                word = d["verdict"]
+            lines.append(f"| {m['label']}{_unit(m)} {arrow} | {r['variant']} | {s['n']} | {_fmt(s['mean'], m)} | "
+                         f"{ci} | {diff} | {dci} | {word} |")
+    return "\n".join(lines) + "\n\n↓: lower is better, ↑: higher is better; verdicts follow each metric's direction."
 
 
 # -- curves ----------------------------------------------------------------------------------------
@@ -362,6 +428,9 @@ def render_markdown(summary: dict[str, Any], meta: dict[str, Any]) -> str:
     diff = differences_table(summary)
     if diff:
         lines += ["Paired by seed (same host initialisation and batch order per seed):", "", diff, ""]
+    others = metrics_table(summary)
+    if others:
+        lines += ["Every other metric the task declares, at the same final epoch:", "", others, ""]
     lines += ["![curves](curves.png)", ""]
     if meta.get("reading"):
         lines += ["## Reading", "", meta["reading"], ""]

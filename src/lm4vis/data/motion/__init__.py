@@ -6,7 +6,9 @@
     batch["vectors"]        # float32 (B, P, V, F): polylines of vectors in the focal frame
     ds.info                 # MotionInfo(name, split, obs_len, pred_len, hz, has_map, ...)
 
-`DATASETS` names each dataset with its config class, for the engine to register.
+`DATASETS` names each dataset with its config class. The engine reaches them as registered
+datasets (``data.name: sim-traffic | argoverse1 | eth-ucy``, light configs in
+`lm4vis.data.configs`) through one data source, `lm4vis.data.motion.source.MotionSource`.
 """
 
 from .argoverse1 import Argoverse1, Argoverse1Config, ArgoverseLanes, read_sequence, read_vector_map

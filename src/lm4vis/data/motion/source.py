@@ -1,0 +1,154 @@
+"""The data source of the motion datasets: a run's ``data`` section -> each split's scenes.
+
+One source serves ``sim-traffic``, ``argoverse1`` and ``eth-ucy`` (see
+`lm4vis.train.datamodule.DataSource`). It turns the light ``data`` config of the run
+(`lm4vis.data.configs.MotionDataConfig` and its subclasses) into the loader's own config for
+each split, and limits a split to ``limit_train`` / ``limit_val`` scenes. Nothing is estimated
+from the data (the focal frame normalises every scene), so `resolve` returns the config as is.
+
+Bad input is never silent: problems found while indexing are counted on the split's ``skips``
+(ETH/UCY's unreadable lines, stray files beside Argoverse's CSVs); problems found while a scene
+is read (no AGENT, a focal track too short, a NaN coordinate) come back as markers that the
+motion collate counts in ``batch["skipped"]``, as it counts the tracks left out by
+``max_agents``. Both reach the run summary's ``skipped`` section.
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from typing import Any
+
+from torch.utils.data import Dataset
+
+from ...train.config import ConfigError, RunConfig
+from ..base import DatasetNotFoundError
+from ..skips import SkipLog
+from .argoverse1 import Argoverse1, Argoverse1Config
+from .base import MotionConfig, MotionDataset, MotionInfo
+from .eth_ucy import EthUcy, EthUcyConfig
+from .sim_traffic import SimTraffic, SimTrafficConfig
+
+#: Registered name -> (the loader's config class, the loader).
+LOADERS: dict[str, tuple[type[MotionConfig], type[MotionDataset]]] = {
+    "sim-traffic": (SimTrafficConfig, SimTraffic),
+    "argoverse1": (Argoverse1Config, Argoverse1),
+    "eth-ucy": (EthUcyConfig, EthUcy),
+}
+
+
+#: Scenes kept in memory (``data.keep_in_memory``), by (loader options, split, index); shared by
+#: every source of this process, so that the runs of one ``compare`` read each scene once.
+_IN_MEMORY: dict[tuple[str, str, int], Any] = {}
+
+
+class LimitedScenes(Dataset):
+    """The first ``size`` scenes of a motion dataset, with its ``info``, ``skips`` and collate;
+    optionally kept in memory once read.
+
+    Args:
+        base: the split's dataset.
+        size: how many of its scenes to keep.
+        memory_key: when given, scenes are kept in this process's memory under this key (the
+            loader's full options, so that no other config ever reads them).
+    """
+
+    def __init__(self, base: MotionDataset, size: int, memory_key: str | None = None) -> None:
+        self.base, self.size, self.memory_key = base, min(size, len(base)), memory_key
+
+    @property
+    def info(self) -> MotionInfo:
+        return self.base.info
+
+    @property
+    def skips(self) -> SkipLog:
+        return self.base.skips
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __getitem__(self, index: int) -> Any:
+        if not 0 <= index < self.size:
+            raise IndexError(f"scene {index} out of range for {self.size} scenes")
+        if self.memory_key is None:
+            return self.base[index]
+        key = (self.memory_key, self.base.info.split, index)
+        if key not in _IN_MEMORY:
+            _IN_MEMORY[key] = self.base[index]  # items are never changed in place: the collate copies
+        return _IN_MEMORY[key]
+
+
+def loader_config(data: Any, split: str) -> MotionConfig:
+    """The loader's own config of one split, from the run's ``data`` section.
+
+    Keys the loader has are passed by name; the simulator's split sizes come from
+    ``num_train`` / ``num_val`` and its seed from ``data_seed``.
+
+    Args:
+        data: the run's ``data`` section (a `lm4vis.data.configs.MotionDataConfig`).
+        split: ``train``, ``val`` or ``test``.
+    """
+    config_cls, _ = LOADERS[data.name]
+    wanted = {f.name for f in fields(config_cls) if f.init}
+    kwargs = {f.name: getattr(data, f.name) for f in fields(data) if f.name in wanted and f.name != "split"}
+    if data.name == "sim-traffic":
+        kwargs.update(seed=data.data_seed, num_scenes=data.num_train if split == "train" else data.num_val,
+                      layouts=tuple(data.layouts), other_agents=tuple(data.other_agents))
+    try:
+        return config_cls(split=split, **kwargs)
+    except ValueError as e:
+        raise ConfigError(f"data ({data.name}): {e}") from None
+
+
+class MotionSource:
+    """The data source of a registered motion dataset (see the module docstring).
+
+    Args:
+        cfg: the run config (``data``: a `MotionDataConfig` subclass).
+    """
+
+    #: Motion items carry no augmentation to seed by epoch.
+    accepts_epoch = False
+
+    def __init__(self, cfg: RunConfig) -> None:
+        if cfg.data.name not in LOADERS:
+            raise ConfigError(f"data.name={cfg.data.name!r} has no motion loader; choose one of {', '.join(LOADERS)}")
+        self.cfg = cfg
+        self._splits: dict[str, MotionDataset] = {}
+
+    def split(self, name: str) -> MotionDataset:
+        """The loader of split ``name``, built once (Argoverse and ETH/UCY index files here)."""
+        if name not in self._splits:
+            _, loader = LOADERS[self.cfg.data.name]
+            try:
+                self._splits[name] = loader(loader_config(self.cfg.data, name))
+            except DatasetNotFoundError as e:
+                raise ConfigError(f"{e}; check data.root") from None
+        return self._splits[name]
+
+    @property
+    def info(self) -> MotionInfo:
+        """The training split's `MotionInfo` (features per vector, horizon, map, ...)."""
+        return self.split("train").info
+
+    def resolve(self) -> RunConfig:
+        """Nothing is estimated from motion data; the validation split must have futures."""
+        val = self.split(self.cfg.data.val_split)
+        if not val.info.has_future:
+            raise ConfigError(f"the {self.cfg.data.val_split} split of {self.cfg.data.name} has no ground-truth "
+                              "futures to score; set data.val_split=val")
+        return self.cfg
+
+    def dataset(self, split: str, train: bool) -> Dataset:
+        """Split ``split``, limited to ``data.limit_train`` (training) or ``data.limit_val``
+        scenes."""
+        d = self.cfg.data
+        base = self.split(split)
+        limit = d.limit_train if split == "train" else d.limit_val
+        size = len(base) if limit is None else min(limit, len(base))
+        memory_key = repr(base.cfg) if d.keep_in_memory else None
+        if size == len(base) and memory_key is None:
+            return base
+        return LimitedScenes(base, size, memory_key)
+
+
+__all__ = ["MotionSource", "LimitedScenes", "LOADERS", "loader_config"]
