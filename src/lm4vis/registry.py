@@ -28,7 +28,7 @@ from typing import Any
 
 #: Modules that register the built-in parts of each kind; imported on the first lookup.
 _BUILTINS: dict[str, tuple[str, ...]] = {
-    "host": ("lm4vis.hosts.configs",),
+    "host": ("lm4vis.hosts.configs", "lm4vis.hosts.videomae_config"),
     "task": ("lm4vis.tasks.configs",),
     "dataset": ("lm4vis.data.configs",),
 }
