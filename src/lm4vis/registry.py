@@ -30,7 +30,7 @@ from typing import Any
 _BUILTINS: dict[str, tuple[str, ...]] = {
     "host": ("lm4vis.hosts.configs", "lm4vis.hosts.videomae_config"),
     "task": ("lm4vis.tasks.configs",),
-    "dataset": ("lm4vis.data.configs",),
+    "dataset": ("lm4vis.data.configs", "lm4vis.data.video_config"),
 }
 
 
