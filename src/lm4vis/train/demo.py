@@ -1,7 +1,10 @@
 """`lm4vis demo`: baseline vs frozen SmolLM2 layer vs parameter-matched MLP, on the CPU.
 
-The budget lives in ``configs/demo.yaml`` (and ``demo-quick.yaml`` for the smoke version).
-The demo is an ordinary `compare` plus a plain-language reading of what it measured.
+``--task`` picks the kind of data (`DEMO_TASKS`): ``images`` (a small ViT on Fashion-MNIST; the
+budget in ``configs/demo.yaml``, ``demo-quick.yaml`` for the smoke version) or ``video`` (a
+small VideoMAE on the generated motion-mnist; ``configs/video-demo.yaml`` and
+``video-demo-quick.yaml``). A new host adds its line to the table. The demo is an ordinary
+`compare` plus a plain-language reading of what it measured.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from .config import RunConfig, load_config
@@ -18,6 +22,32 @@ log = logging.getLogger(__name__)
 
 VARIANTS = ("baseline", "frozen-lm", "mlp")
 DATASETS = ("fashion-mnist", "animal-mnist")
+
+
+@dataclass(frozen=True)
+class DemoTask:
+    """One kind of data `lm4vis demo --task` runs the three variants on.
+
+    Args:
+        preset: the demo's budget (a preset under ``configs/``).
+        quick_preset: the smoke budget of ``--quick``.
+        summary: what it trains, for ``--help``.
+        datasets: embedded datasets ``--dataset`` may choose, in order of preference; the
+            first one installed is taken. Empty: the preset's own dataset, which needs no files.
+    """
+
+    preset: str
+    quick_preset: str
+    summary: str
+    datasets: tuple[str, ...] = ()
+
+
+#: ``--task`` -> what the demo trains. The default is the first.
+DEMO_TASKS: dict[str, DemoTask] = {
+    "images": DemoTask("demo", "demo-quick", "a small ViT on Fashion-MNIST (else Animal-MNIST)", DATASETS),
+    "video": DemoTask("video-demo", "video-demo-quick", "a small VideoMAE on the generated motion-mnist"),
+}
+DEFAULT_TASK = next(iter(DEMO_TASKS))
 
 
 def pick_dataset(candidates: tuple[str, ...] = DATASETS) -> str:
@@ -40,25 +70,33 @@ def pick_dataset(candidates: tuple[str, ...] = DATASETS) -> str:
 
 def demo_config(quick: bool = False, out: str = "runs", dataset: str | None = None,
                 threads: int | None = None, preset: str | None = None,
-                overrides: list[str] | None = None, plugins: list[str] | None = None) -> RunConfig:
-    """The demo's config: the ``demo`` (or ``demo-quick``) preset on an installed dataset, or
-    any other preset (a user's own parts included) with overrides.
+                overrides: list[str] | None = None, plugins: list[str] | None = None,
+                task: str = DEFAULT_TASK) -> RunConfig:
+    """The demo's config: the task's demo preset (its quick one with ``quick``) on an installed
+    dataset, or any other preset (a user's own parts included) with overrides.
 
     Args:
-        quick: the one-minute smoke budget (the image demo only).
+        quick: the smoke budget (the task's ``quick_preset``).
         out: parent folder of the demo's runs.
-        dataset: force an image dataset; None takes Fashion-MNIST, else Animal-MNIST.
+        dataset: force one of the task's embedded datasets; None takes the first installed.
         threads: torch threads (``trainer.threads``); None keeps the preset's, which is the
             machine's cores unless the preset says otherwise.
         preset: another preset to run the demo's three variants on (``--config``).
         overrides: ``key=value`` overrides of that preset.
         plugins: modules registering a user's parts (``--plugin``).
+        task: a key of `DEMO_TASKS` (``images``, ``video``); ignored with ``preset``.
     """
     extra = [f"out_dir={out}", *([f"trainer.threads={threads}"] if threads is not None else [])]
     if preset is not None:
         return load_config(preset, [*(overrides or []), *extra], plugins=plugins or ())
-    name = dataset or pick_dataset()
-    return load_config("demo-quick" if quick else "demo", [f"data.name={name}", *(overrides or []), *extra],
+    if task not in DEMO_TASKS:
+        raise ValueError(f"--task {task!r} is unknown; choose one of {', '.join(DEMO_TASKS)}")
+    demo = DEMO_TASKS[task]
+    if dataset is not None and dataset not in demo.datasets:
+        choices = ", ".join(demo.datasets) or f"none: it runs on {demo.preset}'s own data"
+        raise ValueError(f"--dataset {dataset} is not an embedded dataset of --task {task} ({choices})")
+    data = [f"data.name={dataset or pick_dataset(demo.datasets)}"] if demo.datasets else []
+    return load_config(demo.quick_preset if quick else demo.preset, [*data, *(overrides or []), *extra],
                        plugins=plugins or ())
 
 
@@ -66,6 +104,7 @@ def run_demo(
     seeds: list[int], quick: bool = False, out: str = "runs", dataset: str | None = None,
     on_run_done: Callable[[dict[str, Any]], None] | None = None, threads: int | None = None,
     preset: str | None = None, overrides: list[str] | None = None, plugins: list[str] | None = None,
+    task: str = DEFAULT_TASK,
 ) -> dict[str, Any]:
     """Train the three variants with every seed and write the report with its reading.
 
@@ -77,13 +116,14 @@ def run_demo(
         on_run_done: progress callback, called with each run's summary.
         threads: torch threads (see `demo_config`).
         preset, overrides, plugins: run the three variants on another preset (see `demo_config`).
+        task: the kind of data (a key of `DEMO_TASKS`).
 
     Returns:
         The results dict of `compare`, with ``reading`` and ``wall_time_s`` added.
     """
     from .compare import compare
 
-    cfg = demo_config(quick, out, dataset, threads, preset, overrides, plugins)
+    cfg = demo_config(quick, out, dataset, threads, preset, overrides, plugins, task)
     name = f"demo{'-quick' if quick else ''}-{cfg.data.name}"
     start = time.perf_counter()
     results = compare(cfg, VARIANTS, seeds, name=name, title=f"lm4vis demo on {cfg.data.name}",
@@ -113,6 +153,14 @@ def _verdict(runs: list[dict[str, Any]], a: str, b: str) -> str:
     return f"{a} differs from {b} by {diff} on {metric['label']} ({ci}, paired by seed), within the noise"
 
 
+def _chance(cfg: RunConfig, metric: dict[str, Any]) -> str:
+    """`` (chance: 7.1%)`` for a top-1 accuracy over a host's classes; empty otherwise."""
+    classes = getattr(cfg.host, "num_classes", None)
+    if metric.get("name") != "acc" or not classes:
+        return ""
+    return f" (chance: {metric['scale'] / classes:.1f}{metric['unit']} for {classes} balanced classes)"
+
+
 def reading(runs: list[dict[str, Any]], summary: dict[str, Any], cfg: RunConfig, quick: bool) -> str:
     """One paragraph saying what the demo measured, whichever way it came out.
 
@@ -138,7 +186,8 @@ def reading(runs: list[dict[str, Any]], summary: dict[str, Any], cfg: RunConfig,
         f"With {cfg.data.limit_train or 'all'} training samples of {cfg.data.name}, "
         f"{cfg.trainer.max_epochs} epoch(s) and {n_seeds} seed(s), the final validation {metric['label']} was "
         f"{acc('frozen-lm')} with the frozen layer of {cfg.block.source}, {acc('baseline')} for the "
-        f"plain host and {acc('mlp')} for the trainable MLP of the same parameter count."
+        f"plain host and {acc('mlp')} for the trainable MLP of the same parameter count"
+        + _chance(cfg, metric) + "."
     )
     first = _verdict(runs, "frozen-lm", "baseline")
     parts.append(first[0].upper() + first[1:] + ";")
