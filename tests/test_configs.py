@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from lm4vis.data import DATASETS
 from lm4vis.hosts import build_model
+from lm4vis.registry import DATASETS
 from lm4vis.train.config import configs_dir, load_config
 
 PRESETS = sorted(configs_dir().glob("**/*.yaml"))
@@ -20,6 +20,13 @@ def test_presets_exist():
             "vit-base-llama7b"} <= names
 
 
+def _input_shape(host) -> tuple[int, ...]:
+    """One sample's shape: a clip (C, T, H, W) for video hosts, an image (C, H, W) otherwise."""
+    if hasattr(host, "num_frames"):
+        return host.in_chans, host.num_frames, host.image_size, host.image_size
+    return host.in_chans, host.img_size, host.img_size
+
+
 @pytest.mark.parametrize("path", PRESETS, ids=lambda p: str(p.relative_to(configs_dir())))
 def test_preset_builds(path: Path, tiny_llama: str):
     cfg = load_config(path)
@@ -27,9 +34,8 @@ def test_preset_builds(path: Path, tiny_llama: str):
     # The real LM may be 7B (or a user path); a 2-layer random LLaMA stands in for it.
     cfg = cfg.replace({"block.source": tiny_llama, "block.layers": -1})
     model = build_model(cfg.host, cfg.block, seed=0).eval()
-    size = cfg.host.img_size
     with torch.no_grad():
-        out = model(torch.zeros(1, cfg.host.in_chans, size, size))
+        out = model(torch.zeros(1, *_input_shape(cfg.host)))
     assert out.shape == (1, cfg.host.num_classes)
     assert (getattr(model, "lm_block", None) is None) == (cfg.block.variant == "baseline")
 
