@@ -41,7 +41,15 @@ EXAMPLE_INPUTS = {
     "point-bert": ({"host.pretrained": None},
                    lambda cfg: torch.randn(1, min(cfg.data.num_points, 2 * max(cfg.host.num_groups, cfg.host.group_size)),
                                            cfg.host.in_chans)),
+    "videomae": ({}, lambda cfg: torch.zeros(1, *_input_shape(cfg.host))),
 }
+
+
+def _input_shape(host) -> tuple[int, ...]:
+    """One sample's shape: a clip (C, T, H, W) for video hosts, an image (C, H, W) otherwise."""
+    if hasattr(host, "num_frames"):
+        return host.in_chans, host.num_frames, host.image_size, host.image_size
+    return host.in_chans, host.img_size, host.img_size
 
 
 @pytest.mark.parametrize("path", PRESETS, ids=lambda p: str(p.relative_to(configs_dir())))

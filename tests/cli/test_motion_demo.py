@@ -24,7 +24,7 @@ def test_the_motion_row_names_its_presets():
     assert demo_config(quick=True, task="motion").data.num_train < cfg.data.num_train
     with pytest.raises(ConfigError, match="not an embedded dataset of --task motion"):
         demo_config(task="motion", dataset="fashion-mnist")
-    with pytest.raises(ConfigError, match="images, points, motion"):
+    with pytest.raises(ConfigError, match="images, points, video, motion"):
         demo_config(task="points-or-so")
 
 

@@ -136,5 +136,5 @@ def test_demo_task_table(tmp_path):
     assert demo_config(quick=True, task="points").trainer.max_epochs == 1
     with pytest.raises(ValueError, match="--dataset fashion-mnist is not an embedded dataset of --task points"):
         demo_config(task="points", dataset="fashion-mnist")
-    with pytest.raises(ValueError, match="--task 'video' is unknown; choose one of images, points"):
-        demo_config(task="video")
+    with pytest.raises(ValueError, match="--task 'audio' is unknown; choose one of images, points"):
+        demo_config(task="audio")

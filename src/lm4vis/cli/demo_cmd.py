@@ -10,7 +10,9 @@ Train a small host three ways on embedded data, on the CPU: baseline (no block),
 MLP with the same parameter count). --task images (the default) trains a small ViT on
 Fashion-MNIST (else Animal-MNIST; configs/demo.yaml, about 5 minutes on 2 cores); --task points
 a small Point-BERT on the generated shapes3d (configs/points-demo.yaml, under 10 minutes on 2
-cores); --task motion a small VectorNet on the embedded traffic simulator
+cores); --task video a small VideoMAE on the generated motion-mnist, whose 14 classes are
+motions no single frame shows (configs/video-demo.yaml; its budget is not tuned yet: see the
+README); --task motion a small VectorNet on the embedded traffic simulator
 (configs/motion-demo.yaml, under 10 minutes), scored by minADE, minFDE and miss rate at K=1 and
 K=6 (lower is better) beside a constant-velocity extrapolation. Prints the table (mean, std and
 95% CI over seeds, parameters, speed), the path of the report, and a plain reading of the
@@ -20,6 +22,7 @@ EPILOG = """\
 examples:
   lm4vis demo                      # 3 variants x seeds 0,1,2 -> runs/demo-fashion-mnist/report.md
   lm4vis demo --task points        # the same on point clouds -> runs/demo-shapes3d/report.md
+  lm4vis demo --task video         # the same on video clips -> runs/demo-motion-mnist/report.md
   lm4vis demo --quick              # one-minute smoke run (numbers mean nothing)
   lm4vis demo --seeds 0,1,2,3,4 --out /tmp/lm4vis
   lm4vis demo --task motion        # VectorNet on sim-traffic -> runs/demo-sim-traffic/report.md
@@ -34,10 +37,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default="runs", help="parent folder of the demo's runs (default: runs)")
     p.add_argument("--quick", action="store_true",
                    help="one-minute smoke version (the task's quick preset: demo-quick, points-demo-quick, "
-                   "motion-demo-quick)")
+                   "video-demo-quick, motion-demo-quick)")
     p.add_argument("--threads", type=int,
                    help="CPU threads for torch (trainer.threads; default: the preset's, which is the "
-                   "machine's cores for images and 1 for points). "
+                   "machine's cores for images and 1 for points and video). "
                    "Fixed, not taken from the load, so the same command gives the same numbers; "
                    "on a machine where other work keeps a core busy, --threads 1 can be much faster")
     from ..train.demo import DEFAULT_TASK, DEMO_TASKS

@@ -98,16 +98,34 @@ class Skipped:
     detail: str
 
 
+class Counted(dict):
+    """A dict item that is used but was repaired (a short video padded with repeated frames):
+    `drop_skipped` keeps it, as a plain dict, and counts it under ``reason``.
+
+    Args:
+        item: the item.
+        reason: short key, e.g. ``short-clip-padded``.
+    """
+
+    def __init__(self, item: dict[str, Any], reason: str) -> None:
+        super().__init__(item)
+        self.reason = reason
+
+
 def drop_skipped(items: list[Any]) -> tuple[list[Any], dict[str, int]]:
-    """Remove `Skipped` markers from a list of items; returns (items, counts by reason)."""
+    """Remove `Skipped` markers from a list of items; returns (items, counts by reason).
+    `Counted` items are kept (as plain dicts) and counted too."""
     kept, counts = [], Counter()
     for item in items:
         if isinstance(item, Skipped):
             counts[item.reason] += 1
+        elif isinstance(item, Counted):
+            counts[item.reason] += 1
+            kept.append(dict(item))
         else:
             kept.append(item)
     return kept, dict(counts)
 
 
-__all__ = ["Policy", "POLICIES", "BadInputError", "SkipLog", "Skipped", "drop_skipped",
+__all__ = ["Policy", "POLICIES", "BadInputError", "SkipLog", "Skipped", "Counted", "drop_skipped",
            "check_policy"]

@@ -2,10 +2,11 @@
 
 ``--task`` picks the kind of data, a row of `DEMO_TASKS`: ``images`` (a small ViT on
 Fashion-MNIST; the budget in ``configs/demo.yaml``, ``demo-quick.yaml`` for the smoke version),
-``points`` (a small Point-BERT on the generated shapes3d) or ``motion`` (a small VectorNet on
-the sim-traffic simulator). A row names its presets, the metrics its reading reports beside
-the monitor, and optionally a reference that needs no training; a new host adds its row. The
-demo is an ordinary `compare` plus a plain-language reading of what it measured.
+``points`` (a small Point-BERT on the generated shapes3d), ``video`` (a small VideoMAE on the
+generated motion-mnist) or ``motion`` (a small VectorNet on the sim-traffic simulator). A row
+names its presets, the metrics its reading reports beside the monitor, and optionally a
+reference that needs no training; a new host adds its row. The demo is an ordinary `compare`
+plus a plain-language reading of what it measured.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ class DemoTask:
 DEMO_TASKS: dict[str, DemoTask] = {
     "images": DemoTask("demo", "demo-quick", "a small ViT on Fashion-MNIST (else Animal-MNIST)", DATASETS),
     "points": DemoTask("points-demo", "points-demo-quick", "a small Point-BERT on the generated shapes3d"),
+    "video": DemoTask("video-demo", "video-demo-quick", "a small VideoMAE on the generated motion-mnist"),
     "motion": DemoTask("motion-demo", "motion-demo-quick", "a small VectorNet on the sim-traffic simulator",
                        metrics=("minADE@6", "MR@6", "minADE@1", "minFDE@1", "MR@1"),
                        reference="lm4vis.tasks.forecasting:constant_velocity_reference"),
@@ -102,7 +104,8 @@ def demo_config(quick: bool = False, out: str = "runs", dataset: str | None = No
         preset: another preset to run the demo's three variants on (``--config``).
         overrides: ``key=value`` overrides of that preset.
         plugins: modules registering a user's parts (``--plugin``).
-        task: a key of `DEMO_TASKS` (``images``, ``points``, ``motion``); ignored with ``preset``.
+        task: a key of `DEMO_TASKS` (``images``, ``points``, ``video``, ``motion``); ignored with
+            ``preset``.
     """
     extra = [f"out_dir={out}", *([f"trainer.threads={threads}"] if threads is not None else [])]
     if preset is not None:

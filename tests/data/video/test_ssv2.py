@@ -178,7 +178,7 @@ def test_short_clips_are_padded_and_counted(release: Path) -> None:
     assert item["frame_indices"].tolist() == [0, 0, 1, 2, 2, 3, 4, 4]  # floor((s + 1/2) * 5 / 8)
     assert _levels(item["video"]) == [0, 0, 1, 2, 2, 3, 4, 4]
     batch = next(iter(DataLoader(ds, batch_size=2, num_workers=2, collate_fn=ds.collate)))
-    assert batch["padded"].tolist() == [True, False] and batch["skipped"] == {}
+    assert batch["padded"].tolist() == [True, False] and batch["skipped"] == {"short-clip-padded": 1}
     with pytest.raises(BadInputError, match="5 frames, fewer than num_frames=8"):
         build_ssv2("val", str(release), on_short_clip="fail", **SMALL)[0]
 

@@ -14,7 +14,8 @@ Items are dicts of tensors:
 ``num_source_frames``
     int64 [], frames the video decoded to.
 ``padded``
-    bool [], the video had fewer than T frames and frames were repeated.
+    bool [], the video had fewer than T frames and frames were repeated; such an item is a
+    `Counted` dict, which collate keeps and counts under ``short-clip-padded``.
 
 A file that fails to decode comes back as a `Skipped` marker (``on_bad_file="skip"``);
 `collate_clips` drops the markers, stacks the rest, and reports the drops by reason in
@@ -35,7 +36,7 @@ from torch import Tensor
 from torch.utils.data import default_collate
 
 from ..indexed import SubsetDataset
-from ..skips import BadInputError, Policy, SkipLog, Skipped, check_policy, drop_skipped
+from ..skips import BadInputError, Counted, Policy, SkipLog, Skipped, check_policy, drop_skipped
 from .decode import VideoDecodeError, read_frames
 from .sampling import clip_offsets, random_offsets, segment_indices
 from .transforms import (
@@ -45,6 +46,8 @@ from .transforms import (
 #: The axis order of ``item["video"]`` (after any views axis).
 LAYOUT = "CTHW"
 SHORT_CLIP_POLICIES = ("pad", "fail")
+#: The reason a padded short clip is counted under.
+SHORT_CLIP_PADDED = "short-clip-padded"
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,7 @@ class VideoDatasetInfo:
         num_views: views per item (1 in training; num_clips x num_crops in a test recipe).
         layout: axis order of ``item["video"]`` after the views axis.
         has_masks: items can carry per-frame object masks.
+        inputs_key: the item key of the model input, which the classification task reads.
     """
 
     name: str
@@ -72,6 +76,7 @@ class VideoDatasetInfo:
     num_views: int = 1
     layout: str = LAYOUT
     has_masks: bool = False
+    inputs_key: str = "video"
 
     def __post_init__(self) -> None:
         if len(self.class_names) != self.num_classes:
@@ -265,7 +270,7 @@ class VideoFileDataset(VideoDataset):
             indices = indices.view(clip.num_clips, 1, clip.num_frames).expand(-1, clip.num_crops, -1).flatten(0, 1)
             if clip.num_views == 1:
                 video, indices = video[0], indices[0]
-        return {
+        item = {
             "video": video,
             "label": torch.tensor(self.targets[index]),
             "index": torch.tensor(index),
@@ -273,6 +278,8 @@ class VideoFileDataset(VideoDataset):
             "num_source_frames": torch.tensor(decoded.num_source),
             "padded": torch.tensor(short),
         }
+        # Padded clips are used, but counted: the count reaches the run summary from the workers.
+        return Counted(item, SHORT_CLIP_PADDED) if short else item
 
     def subset(self, positions: Sequence[int] | np.ndarray) -> VideoFileDataset:
         """The same dataset restricted to the items at ``positions`` (in that order).
