@@ -43,7 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "machine's cores for images and 1 for points and video). "
                    "Fixed, not taken from the load, so the same command gives the same numbers; "
                    "on a machine where other work keeps a core busy, --threads 1 can be much faster")
-    from ..train.demo import DEFAULT_TASK, DEMO_TASKS
+    from ..train.demo_tasks import DEFAULT_TASK, DEMO_TASKS
 
     p.add_argument("--task", choices=list(DEMO_TASKS), default=DEFAULT_TASK,
                    help="the kind of data: " + "; ".join(f"{k}: {t.summary}" for k, t in DEMO_TASKS.items())

@@ -14,53 +14,15 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..registry import resolve
 from .config import ConfigError, RunConfig, load_config
+from .demo_tasks import DATASETS, DEFAULT_TASK, DEMO_TASKS, VARIANTS, DemoTask  # noqa: F401 (re-exported)
 from .report import paired_difference, run_metric, run_metrics
 
 log = logging.getLogger(__name__)
-
-VARIANTS = ("baseline", "frozen-lm", "mlp")
-DATASETS = ("fashion-mnist", "animal-mnist")
-
-
-@dataclass(frozen=True)
-class DemoTask:
-    """One kind of data `lm4vis demo --task` runs the three variants on.
-
-    Args:
-        preset: the demo's budget (a preset under ``configs/``).
-        quick_preset: the smoke budget of ``--quick``.
-        summary: what it trains, for ``--help``.
-        datasets: embedded datasets ``--dataset`` may choose, in order of preference; the
-            first one installed is taken. Empty: the preset's own dataset, which needs no files.
-        metrics: declared metric names the reading reports beside the monitor metric.
-        reference: ``"module:attr"`` of ``reference(cfg) -> {"label", "metrics", "scenes"}``,
-            a no-learning baseline scored on the same validation split, or None.
-    """
-
-    preset: str
-    quick_preset: str
-    summary: str
-    datasets: tuple[str, ...] = ()
-    metrics: tuple[str, ...] = ()
-    reference: str | None = None
-
-
-#: ``--task`` -> what the demo trains. The default is the first.
-DEMO_TASKS: dict[str, DemoTask] = {
-    "images": DemoTask("demo", "demo-quick", "a small ViT on Fashion-MNIST (else Animal-MNIST)", DATASETS),
-    "points": DemoTask("points-demo", "points-demo-quick", "a small Point-BERT on the generated shapes3d"),
-    "video": DemoTask("video-demo", "video-demo-quick", "a small VideoMAE on the generated motion-mnist"),
-    "motion": DemoTask("motion-demo", "motion-demo-quick", "a small VectorNet on the sim-traffic simulator",
-                       metrics=("minADE@6", "MR@6", "minADE@1", "minFDE@1", "MR@1"),
-                       reference="lm4vis.tasks.forecasting:constant_velocity_reference"),
-}
-DEFAULT_TASK = next(iter(DEMO_TASKS))
 
 
 def pick_dataset(candidates: tuple[str, ...] = DATASETS) -> str:

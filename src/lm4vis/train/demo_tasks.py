@@ -1,0 +1,46 @@
+"""What `lm4vis demo --task` can run: one row per kind of data (light: ``--help`` reads it
+without importing the engine, torch or the config layer)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+VARIANTS = ("baseline", "frozen-lm", "mlp")
+DATASETS = ("fashion-mnist", "animal-mnist")
+
+
+@dataclass(frozen=True)
+class DemoTask:
+    """One kind of data `lm4vis demo --task` runs the three variants on.
+
+    Args:
+        preset: the demo's budget (a preset under ``configs/``).
+        quick_preset: the smoke budget of ``--quick``.
+        summary: what it trains, for ``--help``.
+        datasets: embedded datasets ``--dataset`` may choose, in order of preference; the
+            first one installed is taken. Empty: the preset's own dataset, which needs no files.
+        metrics: declared metric names the reading reports beside the monitor metric.
+        reference: ``"module:attr"`` of ``reference(cfg) -> {"label", "metrics", "scenes"}``,
+            a no-learning baseline scored on the same validation split, or None.
+    """
+
+    preset: str
+    quick_preset: str
+    summary: str
+    datasets: tuple[str, ...] = ()
+    metrics: tuple[str, ...] = ()
+    reference: str | None = None
+
+
+#: ``--task`` -> what the demo trains. The default is the first.
+DEMO_TASKS: dict[str, DemoTask] = {
+    "images": DemoTask("demo", "demo-quick", "a small ViT on Fashion-MNIST (else Animal-MNIST)", DATASETS),
+    "points": DemoTask("points-demo", "points-demo-quick", "a small Point-BERT on the generated shapes3d"),
+    "video": DemoTask("video-demo", "video-demo-quick", "a small VideoMAE on the generated motion-mnist"),
+    "motion": DemoTask("motion-demo", "motion-demo-quick", "a small VectorNet on the sim-traffic simulator",
+                       metrics=("minADE@6", "MR@6", "minADE@1", "minFDE@1", "MR@1"),
+                       reference="lm4vis.tasks.forecasting:constant_velocity_reference"),
+}
+DEFAULT_TASK = next(iter(DEMO_TASKS))
+
+__all__ = ["VARIANTS", "DATASETS", "DemoTask", "DEMO_TASKS", "DEFAULT_TASK"]
