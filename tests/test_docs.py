@@ -77,8 +77,9 @@ def _blocks() -> list[tuple[str, str]]:
                 seen.update(ln.split("#")[0].strip() for ln in lines)
         prose = re.sub(r"```.*?```", "", text, flags=re.DOTALL)
         for cmd in re.findall(r"`((?:[A-Z_]+=\S+ )*lm4vis [a-z]+ [^`]+)`", prose):  # a command with arguments
-            if not PLACEHOLDER.search(ENV_PREFIX.sub("", cmd)) and cmd not in seen:
-                seen.add(cmd)
+            same = re.sub(r" --out \S+", "", cmd)  # a command repeated with another --out adds nothing
+            if not PLACEHOLDER.search(ENV_PREFIX.sub("", cmd)) and not {cmd, same} & seen:
+                seen.update({cmd, same})
                 out.append((f"{doc.name}:`{cmd}`", cmd))
     return out
 

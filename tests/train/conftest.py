@@ -119,3 +119,10 @@ def tiny_cfg(tmp_path, tiny_llama_dir) -> RunConfig:
     over = dict(TINY_OVERRIDES)
     over.update({"block.source": tiny_llama_dir, "block.layers": -1, "out_dir": str(tmp_path / "runs")})
     return load_config(None, over)
+
+
+@pytest.fixture(scope="session")
+def tiny_overrides() -> dict:
+    """`TINY_OVERRIDES`, for tests that write them into a preset file (a fixture, so that no test
+    module has to import this conftest by name, which depends on sys.path order)."""
+    return dict(TINY_OVERRIDES)

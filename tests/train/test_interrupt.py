@@ -23,7 +23,6 @@ from lm4vis.train.interrupt import RunInterrupted
 from lm4vis.train.loading import checkpoint_position, load_run
 from lm4vis.train.run import train
 
-from conftest import TINY_OVERRIDES  # tests/train/conftest.py (rootdir-relative import)
 
 
 class _SignalAt(L.Callback):
@@ -164,9 +163,9 @@ register_dataset("slow-synthetic", config=ImageDataConfig, builder=_source)
 '''
 
 
-def _preset(tmp_path: Path, tiny_llama_dir: str) -> Path:
+def _preset(tmp_path: Path, tiny_llama_dir: str, tiny_overrides: dict) -> Path:
     preset = {}
-    for key, value in {**TINY_OVERRIDES, "data.name": "slow-synthetic", "block.source": tiny_llama_dir,
+    for key, value in {**tiny_overrides, "data.name": "slow-synthetic", "block.source": tiny_llama_dir,
                        "out_dir": str(tmp_path / "runs"), "plugins": ["slow_plugin"]}.items():
         *parents, leaf = key.split(".")
         node = preset
@@ -185,11 +184,11 @@ def _lm4vis(args, tmp_path, **env):
 
 
 @pytest.fixture(scope="module")
-def process_setup(tmp_path_factory, tiny_llama_dir):
+def process_setup(tmp_path_factory, tiny_llama_dir, tiny_overrides):
     """The plugin and preset, and the uninterrupted run both signals are measured against."""
     root = tmp_path_factory.mktemp("signals")
     (root / "slow_plugin.py").write_text(textwrap.dedent(PLUGIN))
-    preset = _preset(root, tiny_llama_dir)
+    preset = _preset(root, tiny_llama_dir, tiny_overrides)
     full = _lm4vis(["--config", str(preset), "--run-name", "full"], root)
     _, err = full.communicate(timeout=240)
     assert full.returncode == 0, err
@@ -226,14 +225,15 @@ def test_lm4vis_train_process_on_a_signal(process_setup, signum):
 
 
 @pytest.mark.slow
-def test_compare_passes_the_interrupt_on_and_resumes_cell_by_cell(tmp_path, tiny_llama_dir, monkeypatch, capsys):
+def test_compare_passes_the_interrupt_on_and_resumes_cell_by_cell(tmp_path, tiny_llama_dir, tiny_overrides,
+                                                                  monkeypatch, capsys):
     import shlex
 
     import lm4vis.train.compare as compare_mod
     from lm4vis.cli import main
 
     preset = tmp_path / "tiny.yaml"
-    data = yaml.safe_load(_preset(tmp_path, tiny_llama_dir).read_text())
+    data = yaml.safe_load(_preset(tmp_path, tiny_llama_dir, tiny_overrides).read_text())
     data["data"]["name"], data["trainer"]["max_epochs"] = "synthetic", 1  # conftest's dataset
     data.pop("plugins")
     preset.write_text(yaml.safe_dump(data))
