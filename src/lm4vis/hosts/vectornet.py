@@ -21,7 +21,7 @@ Trajectories are in the focal frame; `forecasting_loss` trains both.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -29,16 +29,17 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..data.motion.vectorize import NUM_FEATURES
+from .configs import VECTORNET_DECODERS, VECTORNET_TRAJECTORIES
 from .slot import LMSlot
 
 if TYPE_CHECKING:
     from ..data.motion import MotionInfo
     from .configs import VectorNetHostConfig
 
-DECODERS: tuple[str, ...] = ("mlp", "queries")
-#: What a decoder's T outputs per mode are: the positions themselves, or per-step
-#: displacements whose running sum is the trajectory.
-TRAJECTORIES: tuple[str, ...] = ("positions", "steps")
+#: The decoders, and what a decoder's T outputs per mode are (the positions themselves, or
+#: per-step displacements whose running sum is the trajectory): one list, in the light config.
+DECODERS: tuple[str, ...] = VECTORNET_DECODERS
+TRAJECTORIES: tuple[str, ...] = VECTORNET_TRAJECTORIES
 REGRESSIONS: tuple[str, ...] = ("smooth_l1", "l2")
 
 
@@ -325,11 +326,11 @@ def build_vectornet(cfg: VectorNetHostConfig, info: MotionInfo) -> VectorNet:
         info: the dataset's `MotionInfo` (numbers per vector, forecast horizon).
     """
     check_data(cfg, info)
-    return VectorNet(VectorNetConfig.from_info(
-        info, embed_dim=cfg.embed_dim, subgraph_depth=cfg.subgraph_depth, depth=cfg.depth,
-        num_heads=cfg.num_heads, mlp_ratio=cfg.mlp_ratio, dropout=cfg.dropout, num_modes=cfg.num_modes,
-        decoder=cfg.decoder, decoder_depth=cfg.decoder_depth, trajectory=cfg.trajectory,
-    ))
+    # Every model field the host config sets; the dataset sizes the rest (features, horizon).
+    sized_by_data = {"in_features", "horizon"}
+    given = {f.name: getattr(cfg, f.name) for f in fields(VectorNetConfig)
+             if f.name not in sized_by_data and hasattr(cfg, f.name)}
+    return VectorNet(VectorNetConfig.from_info(info, **given))
 
 
 def check_data(cfg: VectorNetHostConfig, info: Any) -> None:
