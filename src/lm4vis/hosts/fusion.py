@@ -178,6 +178,50 @@ def additive_mask(padding_mask: Tensor, dtype: torch.dtype) -> Tensor:
         padding_mask, torch.finfo(dtype).min)[:, None, None, :]
 
 
+def coattention_layers(dim: int, depth: int, num_heads: int, mlp_ratio: float,
+                       dropout: float) -> tuple[nn.ModuleList, nn.ModuleList]:
+    """METER's co-attention layers: ``depth`` transformers ``BertLayer`` s per stream, each
+    self-attention -> cross-attention to the other stream -> FFN.
+
+    Args:
+        dim: token width of both streams.
+        depth: layers per stream.
+        num_heads: attention heads.
+        mlp_ratio: FFN width over ``dim``.
+        dropout: hidden and attention dropout.
+    """
+    from transformers import BertConfig
+    from transformers.models.bert.modeling_bert import BertLayer
+
+    # BertLayer builds cross-attention only as a "decoder", whose self-attention SDPA would
+    # then run causally when given no mask: `coattend` always passes masks, so it never is.
+    layer_cfg = BertConfig(hidden_size=dim, num_attention_heads=num_heads, intermediate_size=round(dim * mlp_ratio),
+                           is_decoder=True, add_cross_attention=True, hidden_dropout_prob=dropout,
+                           attention_probs_dropout_prob=dropout, attn_implementation="sdpa")
+    return (nn.ModuleList(BertLayer(layer_cfg) for _ in range(depth)),
+            nn.ModuleList(BertLayer(layer_cfg) for _ in range(depth)))
+
+
+def coattend(text_layers: nn.ModuleList, visual_layers: nn.ModuleList, text: Tensor, visual: Tensor,
+             text_padding_mask: Tensor, visual_padding_mask: Tensor) -> tuple[Tensor, Tensor]:
+    """Both streams through their co-attention layers (from `coattention_layers`); each layer
+    reads the other stream's output of the previous layer (METER's order).
+
+    Args:
+        text_layers, visual_layers: the two streams' layers.
+        text, visual: [B, L, d] and [B, N, d] tokens.
+        text_padding_mask, visual_padding_mask: bool [B, L] and [B, N], True = padding.
+    """
+    text_mask = additive_mask(text_padding_mask, text.dtype)
+    visual_mask = additive_mask(visual_padding_mask, visual.dtype)
+    for text_layer, visual_layer in zip(text_layers, visual_layers):
+        text, visual = (
+            text_layer(text, text_mask, encoder_hidden_states=visual, encoder_attention_mask=visual_mask),
+            visual_layer(visual, visual_mask, encoder_hidden_states=text, encoder_attention_mask=text_mask),
+        )
+    return text, visual
+
+
 class Pooler(nn.Module):
     """The first token through a linear layer and tanh (BERT's and METER's pooler)."""
 
@@ -198,9 +242,6 @@ class CoAttentionFusion(nn.Module):
 
     def __init__(self, cfg: FusionConfig) -> None:
         super().__init__()
-        from transformers import BertConfig
-        from transformers.models.bert.modeling_bert import BertLayer
-
         self.cfg = cfg
         self.image_encoder = build_image_encoder(cfg.image)
         self.image_lm_slot = LMSlot(self.image_encoder.embed_dim)
@@ -209,14 +250,8 @@ class CoAttentionFusion(nn.Module):
         self.image_proj = nn.Linear(self.image_encoder.embed_dim, d)
         self.text_proj = nn.Linear(self.text_encoder.embed_dim, d)
         self.modality_embed = nn.Embedding(2, d)  # 0 text, 1 image: which stream a token is from
-        # BertLayer builds cross-attention only as a "decoder", whose self-attention SDPA would
-        # then run causally when given no mask: `forward` always passes masks, so it never is.
-        layer_cfg = BertConfig(hidden_size=d, num_attention_heads=cfg.num_heads,
-                               intermediate_size=round(d * cfg.mlp_ratio), is_decoder=True,
-                               add_cross_attention=True, hidden_dropout_prob=cfg.dropout,
-                               attention_probs_dropout_prob=cfg.dropout, attn_implementation="sdpa")
-        self.text_layers = nn.ModuleList(BertLayer(layer_cfg) for _ in range(cfg.depth))
-        self.image_layers = nn.ModuleList(BertLayer(layer_cfg) for _ in range(cfg.depth))
+        self.text_layers, self.image_layers = coattention_layers(d, cfg.depth, cfg.num_heads, cfg.mlp_ratio,
+                                                                 cfg.dropout)
         self.fusion_lm_slot = LMSlot(d)
         self.text_pooler, self.image_pooler = Pooler(d), Pooler(d)
         # METER's VQA head: 2d -> 2d -> answers, with LayerNorm and GELU between.
@@ -236,15 +271,9 @@ class CoAttentionFusion(nn.Module):
         visual = self.image_proj(self.image_lm_slot(self.image_encoder.forward_features(image)))
         kinds = self.modality_embed.weight
         text, visual = text + kinds[0], visual + kinds[1]
-        text_mask = additive_mask(text_padding_mask, text.dtype)
-        image_mask = additive_mask(
-            torch.zeros(visual.shape[:2], dtype=torch.bool, device=visual.device), visual.dtype)
-        for text_layer, image_layer in zip(self.text_layers, self.image_layers):
-            # Both streams read the other's output of the previous layer (METER's order).
-            text, visual = (
-                text_layer(text, text_mask, encoder_hidden_states=visual, encoder_attention_mask=image_mask),
-                image_layer(visual, image_mask, encoder_hidden_states=text, encoder_attention_mask=text_mask),
-            )
+        image_padding_mask = torch.zeros(visual.shape[:2], dtype=torch.bool, device=visual.device)
+        text, visual = coattend(self.text_layers, self.image_layers, text, visual, text_padding_mask,
+                                image_padding_mask)
         return text, self.fusion_lm_slot(visual)
 
     def forward(self, image: Tensor, input_ids: Tensor, text_padding_mask: Tensor) -> Tensor:
@@ -319,4 +348,5 @@ def info_nce(image_embeds: Tensor, text_embeds: Tensor, logit_scale: Tensor | fl
 
 
 __all__ = ["TextEncoderConfig", "FusionConfig", "DualEncoderConfig", "build_image_encoder", "TextEncoder",
-           "CoAttentionFusion", "DualEncoder", "Pooler", "additive_mask", "info_nce"]
+           "CoAttentionFusion", "DualEncoder", "Pooler", "additive_mask", "coattention_layers", "coattend",
+           "info_nce"]
