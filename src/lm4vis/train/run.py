@@ -23,7 +23,7 @@ from torch import nn
 from .callbacks import (AtomicCheckpointIO, NonFiniteLossError, NonFiniteLossStop, RunCSVLogger,
                         SafeStop, StepTimer, atomic_write, truncate_metrics)
 from .config import ConfigError, RunConfig, load_run_config, threads_for
-from .datamodule import DataSource, RunDataModule, build_source, prepare_config
+from .datamodule import DataSource, RunDataModule, build_source, prepare_config, save_run_files
 from .folders import (CONFIG_FILE, EXECUTION_KEYS, LAST_CKPT, RUN_DIR_ENV, RunExistsError,
                       _flat, check_resume_config, is_secondary_process, read_summary, run_name_for,
                       write_summary)
@@ -85,7 +85,7 @@ def train(
             return done
 
     if source is None:
-        source = build_source(cfg)
+        source = build_source(cfg, run_dir)
     if model is None:
         model = _build_model(cfg, source)
     if not secondary:
@@ -164,6 +164,8 @@ def _resolve_run(
     model = _build_model(cfg, source)  # fail on a bad host/block before the folder exists
     run_dir.mkdir(parents=True, exist_ok=False)
     atomic_write(run_dir / CONFIG_FILE, lambda f: f.write(cfg.to_yaml()), mode="w")
+    for path in save_run_files(source, run_dir):
+        log.info("saved %s with the run", path.name)
     write_summary(run_dir, {"status": "running", "run_dir": str(run_dir)})
     return run_dir, cfg, None, model, source
 
