@@ -20,8 +20,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from .callbacks import (AtomicCheckpointIO, NonFiniteLossError, NonFiniteLossStop, RunCSVLogger,
-                        SafeStop, StepTimer, atomic_write, truncate_metrics)
+from .callbacks import (AtomicCheckpointIO, NonFiniteLossError, NonFiniteLossStop, PlateauStop,
+                        RunCSVLogger, SafeStop, StepTimer, atomic_write, truncate_metrics)
+from .plateau import plateau_status
 from .config import ConfigError, RunConfig, load_run_config, threads_for
 from .datamodule import DataSource, RunDataModule, build_source, prepare_config, save_run_files
 from .folders import (CONFIG_FILE, EXECUTION_KEYS, LAST_CKPT, RUN_DIR_ENV, RunExistsError,
@@ -314,6 +315,8 @@ def _fit(
     dm = RunDataModule(cfg, source, collate=task.collate)
     timer = StepTimer()
     stop = SafeStop(run_dir / "checkpoints" / LAST_CKPT)
+    plateau = ([PlateauStop(task.monitor_metric.key, t.plateau_window, t.plateau_tolerance)]
+               if t.stop_at_plateau else [])
     trainer_kwargs = dict(
         default_root_dir=run_dir,
         max_epochs=t.max_epochs,
@@ -325,7 +328,7 @@ def _fit(
         strategy=_strategy(t.strategy),
         logger=[RunCSVLogger(run_dir), TensorBoardLogger(save_dir=run_dir, name="tensorboard", version="")],
         callbacks=[*_checkpoint_callbacks(cfg, task, run_dir), NonFiniteLossStop(t.precision), timer,
-                   *_progress(cfg, task, label), stop, *extra_callbacks],
+                   *_progress(cfg, task, label), stop, *plateau, *extra_callbacks],
         plugins=[AtomicCheckpointIO()],
         log_every_n_steps=t.log_every_n_steps,
         limit_train_batches=t.limit_train_batches,
@@ -448,6 +451,8 @@ def _summary(
         "final": final,
         "best": best,
         "history": history,
+        "plateau": plateau_status(history, monitor, cfg.trainer.plateau_window, cfg.trainer.plateau_tolerance,
+                                  stop=cfg.trainer.stop_at_plateau),
         "params": {
             "total": sum(p.numel() for p in model.parameters()),
             "trainable": sum(p.numel() for p in model.parameters() if p.requires_grad),
