@@ -132,6 +132,11 @@ class TrainerConfig:
             the last ``plateau_window`` validated epochs the task's monitor metric moved less
             than ``plateau_tolerance``, in the metric's own units (0.005 = half a point of
             top-1). Every run summary says whether and when it held.
+        fast: take this machine's fast path (`lm4vis.train.fastpath`): bf16 autocast with the
+            LM layers in bf16 where it has native bf16, and torch.compile where it has a C++
+            compiler; each part that is missing falls back (fp32, eager) with one line that
+            says so. It sets ``precision``, ``compile`` and ``block.dtype``, and the saved
+            config holds what was chosen.
         stop_at_plateau: end the run at the first epoch the plateau rule holds, before
             ``max_epochs`` (the learning-rate schedule still spans ``max_epochs``; the run is
             ``completed`` and its summary says it stopped there).
@@ -156,6 +161,7 @@ class TrainerConfig:
     plateau_window: int = 3
     plateau_tolerance: float = 0.005
     stop_at_plateau: bool = False
+    fast: bool = False
 
     def __post_init__(self) -> None:
         _positive(self, "trainer", "max_epochs")

@@ -260,11 +260,13 @@ def prepare_config(cfg: RunConfig, source: DataSource | None = None) -> RunConfi
     """
     from ..registry import HOSTS
 
+    from .fastpath import resolve_fast_path
+
     source = source if source is not None else build_source(cfg)
     check = HOSTS.get(cfg.host.kind).get("check_data")
     if check is not None:
         check(cfg.host, source.info)
-    return source.resolve()
+    return resolve_fast_path(source.resolve())
 
 
 __all__ = ["DataSource", "EpochSampler", "RunDataModule", "build_source", "prepare_config",

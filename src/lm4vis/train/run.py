@@ -22,6 +22,7 @@ from torch import nn
 
 from .callbacks import (AtomicCheckpointIO, NonFiniteLossError, NonFiniteLossStop, PlateauStop,
                         RunCSVLogger, SafeStop, StepTimer, atomic_write, truncate_metrics)
+from .fastpath import fast_path_notes
 from .plateau import plateau_status
 from .config import ConfigError, RunConfig, load_run_config, threads_for
 from .datamodule import DataSource, RunDataModule, build_source, prepare_config, save_run_files
@@ -150,6 +151,8 @@ def _resolve_run(
 
     source = build_source(cfg)
     cfg = prepare_config(cfg, source)  # fills data statistics, checks host against data
+    if (fast := fast_path_notes(cfg)) is not None:
+        log.info(fast)
     source = build_source(cfg)  # the resolved config's source (the image transform reads the statistics)
     out_dir = Path(cfg.out_dir)
     name = run_name_for(cfg, out_dir, auto_name)
@@ -471,6 +474,7 @@ def _summary(
         "world_size": trainer.world_size,
         "precision": cfg.trainer.precision,
         "compiled": cfg.trainer.compile,
+        "fast_path": fast_path_notes(cfg),
         "threads": torch.get_num_threads(),
         "skipped": skipped,
         "wall_time_s": wall,
