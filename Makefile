@@ -10,7 +10,7 @@ demo: setup
 	$(PYTHON) -m lm4vis demo
 
 test: setup
-	$(PYTHON) -m pytest -q tests
+	$(PYTHON) -m pytest -q --durations=30 tests
 
 bench: setup
 	$(PYTHON) benchmarks/run_all.py

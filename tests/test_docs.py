@@ -34,31 +34,40 @@ SKIP_FILES = {"extending.md"}
 PLACEHOLDER = re.compile(r"\b[A-Z][A-Z_]{2,}\b|\.\.\.|\[|\\\|")
 ENV_PREFIX = re.compile(r"^(?:[A-Z_]+=\S+ )+")
 
-SHIM = '''
-import sys
-from lm4vis.cli import main
-
 TINY = ["trainer.max_epochs=1", "trainer.max_steps=2", "data.limit_train=64", "data.limit_val=32",
         "trainer.threads=1"]
-argv = sys.argv[1:]
-command = next((a for a in argv if not a.startswith("-")), None)
-if command in ("train", "compare", "sweep", "demo") and "--resume" not in argv:
-    if command != "train":
-        if "--seeds" in argv:
-            argv[argv.index("--seeds") + 1] = "0"
+
+
+def shrink(argv: list[str]) -> list[str]:
+    """A documented command's arguments with the budget shrunk (and nothing else changed)."""
+    argv = list(argv)
+    command = next((a for a in argv if not a.startswith("-")), None)
+    if command in ("train", "compare", "sweep", "demo") and "--resume" not in argv:
+        if command != "train":
+            if "--seeds" in argv:
+                argv[argv.index("--seeds") + 1] = "0"
+            else:
+                argv += ["--seeds", "0"]
+        argv += TINY  # after the command's own overrides, so these win
+    if "--out" in argv and argv[argv.index("--out") + 1].startswith("/"):
+        # a documented absolute folder (/tmp/demo-t1) goes under this test's folder instead
+        argv[argv.index("--out") + 1] = "abs" + argv[argv.index("--out") + 1]
+    if command == "analyze":
+        if "--num-images" in argv:
+            argv[argv.index("--num-images") + 1] = "8"
         else:
-            argv += ["--seeds", "0"]
-    argv += TINY  # after the command's own overrides, so these win
-if "--out" in argv and argv[argv.index("--out") + 1].startswith("/"):
-    # a documented absolute folder (/tmp/demo-t1) goes under this test's folder instead
-    argv[argv.index("--out") + 1] = "abs" + argv[argv.index("--out") + 1]
-if command == "analyze":
-    if "--num-images" in argv:
-        argv[argv.index("--num-images") + 1] = "8"
-    else:
-        argv += ["--num-images", "8"]
-sys.exit(main(argv))
-'''
+            argv += ["--num-images", "8"]
+    return argv
+
+
+# The shim a script that needs bash binds `lm4vis` to.
+SHIM = f"""
+import sys
+sys.path.insert(0, {str(Path(__file__).resolve().parent)!r})
+from test_docs import shrink
+from lm4vis.cli import main
+sys.exit(main(shrink(sys.argv[1:])))
+"""
 
 
 def _blocks() -> list[tuple[str, str]]:
@@ -100,7 +109,7 @@ def _benchmark_lines(script: str) -> list[str]:
 @pytest.mark.slow
 @pytest.mark.real_weights
 @pytest.mark.parametrize("name, script", BLOCKS, ids=[b for b, _ in BLOCKS])
-def test_documented_commands_run(name, script, tmp_path):
+def test_documented_commands_run(name, script, tmp_path, monkeypatch):
     from lm4vis.checkpoint import registry
 
     if "smollm2-135m" not in registry.available():
@@ -116,8 +125,14 @@ def test_documented_commands_run(name, script, tmp_path):
     commands = "\n".join(ln for ln in script.splitlines() if not ln.strip().startswith("python benchmarks/"))
     if not commands.strip():
         return
-    (tmp_path / "shim.py").write_text(SHIM)
     (tmp_path / "configs").symlink_to(ROOT / "configs")
+    steps = _simple_steps(commands)
+    if steps is not None:
+        # Only `lm4vis` lines and plain assignments: run them in this process, one after the
+        # other as bash would (a process each costs more than most of these tiny runs).
+        _run_in_process(name, commands, steps, tmp_path, monkeypatch)
+        return
+    (tmp_path / "shim.py").write_text(SHIM)
     prelude = textwrap.dedent(f"""\
         set -euo pipefail
         lm4vis() {{ {shlex.quote(sys.executable)} {shlex.quote(str(tmp_path / 'shim.py'))} "$@"; }}
@@ -125,3 +140,58 @@ def test_documented_commands_run(name, script, tmp_path):
     done = subprocess.run(["bash", "-c", prelude + commands], cwd=tmp_path, capture_output=True, text=True,
                           timeout=900, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert done.returncode == 0, f"{name} failed:\n{commands}\n--- stderr ---\n{done.stderr[-4000:]}"
+
+
+ASSIGNMENT = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=(\S*)$")
+
+
+def _simple_steps(commands: str) -> list[tuple[dict[str, str], list[str]]] | None:
+    """``(environment, lm4vis arguments)`` per line when the script is only ``lm4vis`` commands
+    (with ``VAR=value`` prefixes) and ``NAME=value`` assignments; None when it needs bash."""
+    names: dict[str, str] = {}
+    steps = []
+    for line in commands.splitlines():
+        line = line.split(" #")[0].strip()
+        if not line or line.startswith("#"):
+            continue
+        if any(c in line for c in "|&;<>`()") or "$(" in line:
+            return None
+        if (m := ASSIGNMENT.match(line)) is not None:
+            names[m.group(1)] = m.group(2)
+            continue
+        for key, value in names.items():
+            line = line.replace("${" + key + "}", value).replace("$" + key, value)
+        if "$" in line:
+            return None
+        words = shlex.split(line)
+        env = {}
+        while words and ASSIGNMENT.match(words[0]):
+            key, _, value = words.pop(0).partition("=")
+            env[key] = value
+        if not words or words[0] != "lm4vis":
+            return None
+        steps.append((env, words[1:]))
+    return steps
+
+
+def _run_in_process(name: str, commands: str, steps: list[tuple[dict[str, str], list[str]]],
+                    folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    from lm4vis.cli import main
+
+    monkeypatch.chdir(folder)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    threads = torch.get_num_threads()
+    try:
+        for env, argv in steps:
+            with monkeypatch.context() as m:
+                for key, value in env.items():
+                    m.setenv(key, value)
+                try:
+                    code = main(shrink(argv))
+                except SystemExit as e:  # argparse errors exit
+                    code = e.code
+            assert code in (0, None), f"{name} failed at `lm4vis {shlex.join(argv)}` (exit {code}):\n{commands}"
+    finally:
+        torch.set_num_threads(threads)

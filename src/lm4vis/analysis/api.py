@@ -37,11 +37,11 @@ def _labels(runs: list[tuple[str, Any]]) -> list[str]:
     return [Path(path).name for path, _ in runs]
 
 
-def _masked_batches(cfg: Any, opts: AnalyzeOptions, split: str, limit: int) -> Any:
+def _masked_batches(cfg: Any, opts: AnalyzeOptions, split: str, limit: int, run_dir: Any = None) -> Any:
     """The run's data source's samples with masks, as model-ready ``(inputs, masks)``."""
     from ..train.datamodule import build_source
 
-    source = build_source(cfg)
+    source = build_source(cfg, run_dir)
     batches = getattr(source, "analysis_batches", None)
     if batches is None:
         raise ValueError(
@@ -88,8 +88,8 @@ def analyze_runs(run_dir: str | Path, against: str | Path | None = None,
         def layout(inputs: torch.Tensor, m: Any = model) -> Any:
             return layout_of(m, inputs)
 
-        ev = collect(model, _masked_batches(cfg, opts, opts.split, opts.num_images), layout, acfg)
-        cal = collect(model, _masked_batches(cfg, opts, opts.calib_split, num_calib), layout, acfg)
+        ev = collect(model, _masked_batches(cfg, opts, opts.split, opts.num_images, path), layout, acfg)
+        cal = collect(model, _masked_batches(cfg, opts, opts.calib_split, num_calib, path), layout, acfg)
         rows = evaluate(label, ev, cal, acfg, baselines=not results)
         results.append((label, ev, rows))
 

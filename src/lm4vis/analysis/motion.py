@@ -159,7 +159,7 @@ def analyze_motion_runs(run_dirs: Sequence[str | Path], scenes: int = 256, batch
     results: dict[str, Any] = {}
     for run_dir in run_dirs:
         model, cfg = load_run(run_dir)
-        source = build_source(cfg)
+        source = build_source(cfg, run_dir)
         task = build_task(cfg, source.info)
         val = source.dataset(cfg.data.val_split, train=False)
         n = min(scenes, len(val))

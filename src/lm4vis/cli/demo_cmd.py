@@ -54,6 +54,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", metavar="PRESET",
                    help="run the three variants on another preset instead, e.g. your own parts' "
                    "(docs/extending.md)")
+    p.add_argument("--no-controls", dest="controls", action="store_false",
+                   help="leave out the task's control rows (an input taken away: the image for vqa, "
+                   "the situation for vqa3d), which are trained after the three variants")
     p.add_argument("--plugin", action="append", default=[], metavar="MODULE",
                    help="a module that registers your own host, task or dataset; repeatable")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides")
@@ -78,18 +81,21 @@ def run(args: argparse.Namespace) -> int:
                       args.plugin, args.task)
     threads = threads_for(cfg)
     print(f"training on the CPU with {threads} thread(s) (--threads to change)", flush=True)
-    total = len(seeds) * len(VARIANTS)
+    from ..train.demo import demo_task
+
+    controls = () if args.config or not args.controls else demo_task(args.task).controls
+    total = len(seeds) * (len(VARIANTS) + len(controls))
     done = []
 
     def progress(summary: dict) -> None:
         done.append(summary)
         result = _result_line(summary)
-        print(f"[{len(done)}/{total}] {summary.get('variant')} seed {summary.get('seed')}: {result} "
+        print(f"[{len(done)}/{total}] {summary.get('cell') or summary.get('variant')} seed {summary.get('seed')}: {result} "
               f"({summary.get('wall_time_s', 0):.0f} s)", flush=True)
 
     results = run_demo(seeds, quick=args.quick, out=args.out, dataset=args.dataset, on_run_done=progress,
                        threads=args.threads, preset=args.config, overrides=args.overrides,
-                       plugins=args.plugin, task=args.task)
+                       plugins=args.plugin, task=args.task, controls=args.controls)
     print()
     status = print_results(results)
     print(f"wall time: {results['wall_time_s'] / 60:.1f} min\n")

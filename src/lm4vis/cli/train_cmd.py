@@ -69,6 +69,10 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--compile", action="store_true", default=None,
                    help="torch.compile the LM block (trainer.compile): a faster step after a "
                         "one-off compile; may be switched on when resuming")
+    p.add_argument("--fast", action="store_true", default=None,
+                   help="this machine's fast path (trainer.fast): bf16 autocast with the LM layers in "
+                        "bf16 where the hardware has native bf16, torch.compile where a C++ compiler "
+                        "is found; what is missing falls back (fp32, eager) with one line that says so")
 
 
 def quiet_lightning(verbose: bool) -> None:
@@ -90,7 +94,7 @@ def collect_overrides(args: argparse.Namespace) -> list[str]:
         "trainer.num_nodes": args.num_nodes, "trainer.strategy": args.strategy,
         "trainer.accelerator": args.accelerator, "trainer.precision": args.precision,
         "trainer.max_epochs": args.max_epochs, "trainer.compile": args.compile,
-        "trainer.threads": args.threads,
+        "trainer.threads": args.threads, "trainer.fast": getattr(args, "fast", None),
     }
     out += [f"{k}={v}" for k, v in flags.items() if v is not None]
     return out

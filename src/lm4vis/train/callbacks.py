@@ -146,6 +146,34 @@ class SafeStop(L.Callback):
         self._previous = {}
 
 
+class PlateauStop(L.Callback):
+    """End training at the first epoch the plateau rule holds (`lm4vis.train.plateau`).
+
+    It reads the validated history the module keeps (restored from checkpoints, so a resumed
+    run judges the epochs before the stop too) at the end of each training epoch, after that
+    epoch's validation.
+
+    Args:
+        key: the monitor metric's key (``val/acc``).
+        window, tolerance: the rule.
+    """
+
+    def __init__(self, key: str, window: int, tolerance: float) -> None:
+        self.key, self.window, self.tolerance = key, window, tolerance
+        self.stopped_at: int | None = None
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        from .plateau import plateau_status
+
+        status = plateau_status(getattr(pl_module, "history", []), self.key, self.window, self.tolerance)
+        if status["reached"] and trainer.current_epoch + 1 < trainer.max_epochs:
+            trainer.should_stop = True
+            self.stopped_at = trainer.current_epoch + 1
+            log.info("the monitor metric moved %.4g < %.4g over the last %d epochs: plateau at epoch "
+                     "%d; stopping (trainer.stop_at_plateau)", status["moved"], self.tolerance,
+                     self.window, self.stopped_at)
+
+
 class StepTimer(L.Callback):
     """Wall and CPU time per training step, data loading included (medians over the run).
 

@@ -128,6 +128,18 @@ class TrainerConfig:
         keep_checkpoints: epoch checkpoints kept besides ``last.ckpt``: the best N by the
             task's monitor metric (1: the best one; -1: every epoch, which at the paper's
             schedule with an inline 7B layer means hundreds of GB).
+        plateau_window, plateau_tolerance: the plateau rule (`lm4vis.train.plateau`): over
+            the last ``plateau_window`` validated epochs the task's monitor metric moved less
+            than ``plateau_tolerance``, in the metric's own units (0.005 = half a point of
+            top-1). Every run summary says whether and when it held.
+        fast: take this machine's fast path (`lm4vis.train.fastpath`): bf16 autocast with the
+            LM layers in bf16 where it has native bf16, and torch.compile where it has a C++
+            compiler; each part that is missing falls back (fp32, eager) with one line that
+            says so. It sets ``precision``, ``compile`` and ``block.dtype``, and the saved
+            config holds what was chosen.
+        stop_at_plateau: end the run at the first epoch the plateau rule holds, before
+            ``max_epochs`` (the learning-rate schedule still spans ``max_epochs``; the run is
+            ``completed`` and its summary says it stopped there).
     """
 
     max_epochs: int = 10
@@ -146,9 +158,18 @@ class TrainerConfig:
     compile: bool = False
     threads: int | None = None
     keep_checkpoints: int = 1
+    plateau_window: int = 3
+    plateau_tolerance: float = 0.005
+    stop_at_plateau: bool = False
+    fast: bool = False
 
     def __post_init__(self) -> None:
         _positive(self, "trainer", "max_epochs")
+        if self.plateau_window < 2:
+            raise ConfigError(f"trainer.plateau_window={self.plateau_window} must be at least 2 epochs")
+        if not self.plateau_tolerance >= 0:
+            raise ConfigError(f"trainer.plateau_tolerance={self.plateau_tolerance} must be 0 or more "
+                              "(in the monitor metric's units)")
         if self.threads is not None:
             _positive(self, "trainer", "threads")
         if self.keep_checkpoints < -1:

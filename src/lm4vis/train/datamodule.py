@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, Protocol
 
 import lightning as L
@@ -37,6 +39,13 @@ class DataSource(Protocol):
         accepts_epoch: optional; True when the split datasets take ``(index, epoch)`` keys,
             so that per-item augmentation can be seeded by the epoch too.
         skips: optional `lm4vis.data.skips.SkipLog` of items skipped while indexing.
+
+    A source whose run must reload files it derived from the data (a vocabulary built from
+    the training text) is registered with ``run_files=True``: its builder then takes
+    ``run_dir=`` (the run's folder, or None for a run not yet created), reads those files
+    from a folder that holds them, and has ``save_run_files(run_dir) -> list[Path]``, which
+    the engine calls once when it creates the run folder. A resumed, evaluated or analysed run
+    thus sees its own files, never ones rebuilt from data that may have changed.
     """
 
     info: Any
@@ -51,9 +60,24 @@ class DataSource(Protocol):
         ...
 
 
-def build_source(cfg: RunConfig) -> DataSource:
-    """The data source of ``cfg.data.name``, from its registered builder."""
-    return DATASETS.get(cfg.data.name).build(cfg)
+def build_source(cfg: RunConfig, run_dir: str | os.PathLike | None = None) -> DataSource:
+    """The data source of ``cfg.data.name``, from its registered builder.
+
+    Args:
+        cfg: the run config.
+        run_dir: the folder of the run it serves, when that exists: a source registered with
+            ``run_files=True`` reads the files it saved there (see `DataSource`).
+    """
+    part = DATASETS.get(cfg.data.name)
+    if part.get("run_files"):
+        return part.build(cfg, run_dir=None if run_dir is None else Path(run_dir))
+    return part.build(cfg)
+
+
+def save_run_files(source: DataSource, run_dir: Path) -> list[Path]:
+    """Write the files a source's run must reload with (none for most sources)."""
+    save = getattr(source, "save_run_files", None)
+    return [] if save is None else list(save(run_dir))
 
 
 class EpochSampler(Sampler):
@@ -236,11 +260,13 @@ def prepare_config(cfg: RunConfig, source: DataSource | None = None) -> RunConfi
     """
     from ..registry import HOSTS
 
+    from .fastpath import resolve_fast_path
+
     source = source if source is not None else build_source(cfg)
     check = HOSTS.get(cfg.host.kind).get("check_data")
     if check is not None:
         check(cfg.host, source.info)
-    return source.resolve()
+    return resolve_fast_path(source.resolve())
 
 
 __all__ = ["DataSource", "EpochSampler", "RunDataModule", "build_source", "prepare_config",

@@ -19,7 +19,7 @@ from typing import Any
 
 from ..registry import resolve
 from .config import ConfigError, RunConfig, load_config
-from .demo_tasks import DATASETS, DEFAULT_TASK, DEMO_TASKS, VARIANTS, DemoTask  # noqa: F401 (re-exported)
+from .demo_tasks import DATASETS, DEFAULT_TASK, DEMO_TASKS, VARIANTS, Control, DemoTask  # noqa: F401 (re-exported)
 from .report import paired_difference, run_metric, run_metrics
 
 log = logging.getLogger(__name__)
@@ -85,9 +85,10 @@ def run_demo(
     seeds: list[int], quick: bool = False, out: str = "runs", dataset: str | None = None,
     on_run_done: Callable[[dict[str, Any]], None] | None = None, threads: int | None = None,
     preset: str | None = None, overrides: list[str] | None = None, plugins: list[str] | None = None,
-    task: str = DEFAULT_TASK,
+    task: str = DEFAULT_TASK, controls: bool = True,
 ) -> dict[str, Any]:
-    """Train the three variants with every seed and write the report with its reading.
+    """Train the three variants (and the task's controls) with every seed and write the report
+    with its reading.
 
     Args:
         seeds: run seeds.
@@ -98,21 +99,25 @@ def run_demo(
         threads: torch threads (see `demo_config`).
         preset, overrides, plugins: run the three variants on another preset (see `demo_config`).
         task: the kind of data (a key of `DEMO_TASKS`).
+        controls: also train the task's `Control` rows (an input taken away).
 
     Returns:
         The results dict of `compare`, with ``reading``, ``wall_time_s`` and, where the task
         has one, ``reference`` added.
     """
-    from .compare import compare
+    from .compare import run_grid
 
     cfg = demo_config(quick, out, dataset, threads, preset, overrides, plugins, task)
     row = demo_task(task) if preset is None else DemoTask(preset, preset, preset)
+    extra = row.controls if controls else ()
+    cells = [(v, {"block.variant": v}) for v in VARIANTS] + [c.cell() for c in extra]
     name = f"demo{'-quick' if quick else ''}-{cfg.data.name}"
     start = time.perf_counter()
     ref = resolve(row.reference)(cfg) if row.reference else None
-    results = compare(cfg, VARIANTS, seeds, name=name, title=f"lm4vis demo on {cfg.data.name}",
-                      on_run_done=on_run_done,
-                      reading=lambda runs, summary: reading(runs, summary, cfg, quick, row.metrics, ref))
+    results = run_grid(cfg, cells, seeds, name, title=f"lm4vis demo on {cfg.data.name}",
+                       on_run_done=on_run_done,
+                       reading=lambda runs, summary: reading(runs, summary, cfg, quick, row.metrics, ref,
+                                                             extra))
     results["wall_time_s"] = time.perf_counter() - start
     if ref is not None:
         results["reference"] = ref
@@ -162,7 +167,8 @@ def _chance(cfg: RunConfig, metric: dict[str, Any]) -> str:
 
 
 def reading(runs: list[dict[str, Any]], summary: dict[str, Any], cfg: RunConfig, quick: bool,
-            metrics: tuple[str, ...] = (), reference: dict[str, Any] | None = None) -> str:
+            metrics: tuple[str, ...] = (), reference: dict[str, Any] | None = None,
+            controls: tuple[Control, ...] = ()) -> str:
     """One paragraph saying what the demo measured, whichever way it came out.
 
     Args:
@@ -172,6 +178,7 @@ def reading(runs: list[dict[str, Any]], summary: dict[str, Any], cfg: RunConfig,
         quick: the smoke budget (its numbers mean nothing).
         metrics: further declared metrics to give the frozen layer's verdicts on.
         reference: a no-learning reference on the same validation split (`DemoTask.reference`).
+        controls: the task's `Control` rows that were trained.
     """
     rows = {r["variant"]: r for r in summary["rows"]}
     metric = summary["metric"]
@@ -203,6 +210,11 @@ def reading(runs: list[dict[str, Any]], summary: dict[str, Any], cfg: RunConfig,
             parts.append(f"On {m['label']} ({'higher' if m['higher_is_better'] else 'lower'} is better), {v}.")
     if reference is not None:
         parts.append(_reference_sentence(rows, declared, reference, metric))
+    for control in controls:
+        if control.label in rows:
+            said = _verdict(runs, control.label, "baseline")
+            parts.append(f"The {control.label} control ({control.summary}) reached {acc(control.label)}: "
+                         f"{said}.")
     fl, base = rows.get("frozen-lm", {}), rows.get("baseline", {})
     if fl.get("time_per_step_s") and base.get("time_per_step_s"):
         parts.append(

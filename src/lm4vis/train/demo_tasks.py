@@ -10,6 +10,27 @@ DATASETS = ("fashion-mnist", "animal-mnist")
 
 
 @dataclass(frozen=True)
+class Control:
+    """An extra row of a demo: the baseline host with an input taken away (the image, the
+    situation, ...), so the reader sees how much that input carries.
+
+    Args:
+        label: the row's name in the report (``language-only``).
+        overrides: ``(dotted key, value)`` pairs applied to the demo's config; the block
+            variant is ``baseline`` unless they set it.
+        summary: what it removes, for the reading and ``--help``.
+    """
+
+    label: str
+    overrides: tuple[tuple[str, object], ...]
+    summary: str
+
+    def cell(self) -> tuple[str, dict[str, object]]:
+        """``(label, overrides)`` as a grid cell (`lm4vis.train.compare.run_grid`)."""
+        return self.label, {"block.variant": "baseline", **dict(self.overrides)}
+
+
+@dataclass(frozen=True)
 class DemoTask:
     """One kind of data `lm4vis demo --task` runs the three variants on.
 
@@ -22,6 +43,8 @@ class DemoTask:
         metrics: declared metric names the reading reports beside the monitor metric.
         reference: ``"module:attr"`` of ``reference(cfg) -> {"label", "metrics", "scenes"}``,
             a no-learning baseline scored on the same validation split, or None.
+        controls: further rows trained with every seed after the three variants (`Control`);
+            ``--no-controls`` leaves them out.
     """
 
     preset: str
@@ -30,6 +53,7 @@ class DemoTask:
     datasets: tuple[str, ...] = ()
     metrics: tuple[str, ...] = ()
     reference: str | None = None
+    controls: tuple[Control, ...] = ()
 
 
 #: ``--task`` -> what the demo trains. The default is the first.
@@ -43,4 +67,4 @@ DEMO_TASKS: dict[str, DemoTask] = {
 }
 DEFAULT_TASK = next(iter(DEMO_TASKS))
 
-__all__ = ["VARIANTS", "DATASETS", "DemoTask", "DEMO_TASKS", "DEFAULT_TASK"]
+__all__ = ["VARIANTS", "DATASETS", "Control", "DemoTask", "DEMO_TASKS", "DEFAULT_TASK"]

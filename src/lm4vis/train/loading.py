@@ -94,7 +94,7 @@ def load_run(run_dir: str | os.PathLike, checkpoint: str = LAST_CKPT) -> tuple[n
 
     Returns:
         (model in eval mode, the run's config). The run's data source
-        (``lm4vis.train.datamodule.build_source(cfg)``) gives its splits with their transforms;
+        (``lm4vis.train.datamodule.build_source(cfg, run_dir)``) gives its splits with their transforms;
         for images, ``lm4vis.data.image_source.build_transform(cfg)`` preprocesses new ones.
     """
     run_dir = Path(run_dir)
@@ -111,7 +111,7 @@ def load_run(run_dir: str | os.PathLike, checkpoint: str = LAST_CKPT) -> tuple[n
     from ..hosts import build_model
     from .datamodule import build_source
 
-    model = build_model(cfg.host, cfg.block, seed=cfg.seed, info=build_source(cfg).info)
+    model = build_model(cfg.host, cfg.block, seed=cfg.seed, info=build_source(cfg, run_dir).info)
     state = read_checkpoint(path)["state_dict"]
     prefix = "model."
     model.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})

@@ -204,6 +204,7 @@ def summarize(runs: list[dict[str, Any]], variants: list[str], reference: str | 
             "time_per_step_s": statistics.fmean(steps) if steps else None,
             "cpu_time_per_step_s": statistics.fmean(cpu) if cpu else None,
             "samples_per_s": statistics.fmean(sps) if sps else None,
+            "plateau": _plateau_count(done),
         })
     diffs = []
     if reference in variants:
@@ -215,6 +216,17 @@ def summarize(runs: list[dict[str, Any]], variants: list[str], reference: str | 
                           "verdict": verdict(d["diff"], metric["higher_is_better"])})
     return {"metric": metric, "rows": rows, "paired_differences": diffs,
             "other_metrics": _other_metrics(runs, variants, reference)}
+
+
+def _plateau_count(done: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """How many of a row's completed runs reached the plateau, and at which epochs (runs
+    from before the rule was recorded: None)."""
+    judged = [r["plateau"] for r in done if isinstance(r.get("plateau"), dict)]
+    if not judged:
+        return None
+    return {"reached": sum(bool(p["reached"]) for p in judged), "runs": len(judged),
+            "epochs": [p["epoch"] for p in judged if p["reached"]],
+            "window": judged[0]["window"], "tolerance": judged[0]["tolerance"]}
 
 
 def _other_metrics(runs: list[dict[str, Any]], variants: list[str], reference: str | None) -> list[dict[str, Any]]:
@@ -262,8 +274,8 @@ def markdown_table(summary: dict[str, Any]) -> str:
     arrow = "higher is better" if m["higher_is_better"] else "lower is better"
     lines = [
         f"| variant | seeds | {m['label']} mean{_unit(m)} | std | 95% CI | trainable params | frozen params | "
-        "ms/step | CPU ms/step | samples/s |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "ms/step | CPU ms/step | samples/s | plateau |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in summary["rows"]:
         s = r["metric"]
@@ -273,8 +285,21 @@ def markdown_table(summary: dict[str, Any]) -> str:
         sps = "–" if r["samples_per_s"] is None else f"{r['samples_per_s']:.0f}"
         seeds = str(len(r["seeds"])) + (f" ({len(r['failed'])} failed)" if r["failed"] else "")
         lines.append(f"| {r['variant']} | {seeds} | {_fmt(s['mean'], m)} | {_fmt(s['std'], m)} | {ci} | "
-                     f"{_count(r['trainable_params'])} | {_count(r['frozen_params'])} | {step} | {cpu} | {sps} |")
-    return "\n".join(lines) + f"\n\n{m['label']}: {arrow}."
+                     f"{_count(r['trainable_params'])} | {_count(r['frozen_params'])} | {step} | {cpu} | {sps} | "
+                     f"{_plateau_cell(r.get('plateau'))} |")
+    rule = next((r["plateau"] for r in summary["rows"] if r.get("plateau")), None)
+    note = "" if rule is None else (
+        f" plateau: the row's completed runs whose {m['label']} moved less than "
+        f"{_fmt(rule['tolerance'], m)}{(' ' if m['unit'] != '%' else '') + m['unit']} over their last "
+        f"{rule['window']} validated epochs, and the epoch each got there.")
+    return "\n".join(lines) + f"\n\n{m['label']}: {arrow}.{note}"
+
+
+def _plateau_cell(p: dict[str, Any] | None) -> str:
+    if p is None:
+        return "–"
+    at = f" (epoch {', '.join(map(str, p['epochs']))})" if p["epochs"] else ""
+    return f"{p['reached']}/{p['runs']}{at}"
 
 
 def differences_table(summary: dict[str, Any]) -> str:

@@ -20,10 +20,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from .callbacks import (AtomicCheckpointIO, NonFiniteLossError, NonFiniteLossStop, RunCSVLogger,
-                        SafeStop, StepTimer, atomic_write, truncate_metrics)
+from .callbacks import (AtomicCheckpointIO, NonFiniteLossError, NonFiniteLossStop, PlateauStop,
+                        RunCSVLogger, SafeStop, StepTimer, atomic_write, truncate_metrics)
+from .fastpath import fast_path_notes
+from .plateau import plateau_status
 from .config import ConfigError, RunConfig, load_run_config, threads_for
-from .datamodule import DataSource, RunDataModule, build_source, prepare_config
+from .datamodule import DataSource, RunDataModule, build_source, prepare_config, save_run_files
 from .folders import (CONFIG_FILE, EXECUTION_KEYS, LAST_CKPT, RUN_DIR_ENV, RunExistsError,
                       _flat, check_resume_config, is_secondary_process, read_summary, run_name_for,
                       write_summary)
@@ -85,7 +87,7 @@ def train(
             return done
 
     if source is None:
-        source = build_source(cfg)
+        source = build_source(cfg, run_dir)
     if model is None:
         model = _build_model(cfg, source)
     if not secondary:
@@ -149,6 +151,8 @@ def _resolve_run(
 
     source = build_source(cfg)
     cfg = prepare_config(cfg, source)  # fills data statistics, checks host against data
+    if (fast := fast_path_notes(cfg)) is not None:
+        log.info(fast)
     source = build_source(cfg)  # the resolved config's source (the image transform reads the statistics)
     out_dir = Path(cfg.out_dir)
     name = run_name_for(cfg, out_dir, auto_name)
@@ -164,6 +168,8 @@ def _resolve_run(
     model = _build_model(cfg, source)  # fail on a bad host/block before the folder exists
     run_dir.mkdir(parents=True, exist_ok=False)
     atomic_write(run_dir / CONFIG_FILE, lambda f: f.write(cfg.to_yaml()), mode="w")
+    for path in save_run_files(source, run_dir):
+        log.info("saved %s with the run", path.name)
     write_summary(run_dir, {"status": "running", "run_dir": str(run_dir)})
     return run_dir, cfg, None, model, source
 
@@ -312,6 +318,8 @@ def _fit(
     dm = RunDataModule(cfg, source, collate=task.collate)
     timer = StepTimer()
     stop = SafeStop(run_dir / "checkpoints" / LAST_CKPT)
+    plateau = ([PlateauStop(task.monitor_metric.key, t.plateau_window, t.plateau_tolerance)]
+               if t.stop_at_plateau else [])
     trainer_kwargs = dict(
         default_root_dir=run_dir,
         max_epochs=t.max_epochs,
@@ -323,7 +331,7 @@ def _fit(
         strategy=_strategy(t.strategy),
         logger=[RunCSVLogger(run_dir), TensorBoardLogger(save_dir=run_dir, name="tensorboard", version="")],
         callbacks=[*_checkpoint_callbacks(cfg, task, run_dir), NonFiniteLossStop(t.precision), timer,
-                   *_progress(cfg, task, label), stop, *extra_callbacks],
+                   *_progress(cfg, task, label), stop, *plateau, *extra_callbacks],
         plugins=[AtomicCheckpointIO()],
         log_every_n_steps=t.log_every_n_steps,
         limit_train_batches=t.limit_train_batches,
@@ -446,6 +454,8 @@ def _summary(
         "final": final,
         "best": best,
         "history": history,
+        "plateau": plateau_status(history, monitor, cfg.trainer.plateau_window, cfg.trainer.plateau_tolerance,
+                                  stop=cfg.trainer.stop_at_plateau),
         "params": {
             "total": sum(p.numel() for p in model.parameters()),
             "trainable": sum(p.numel() for p in model.parameters() if p.requires_grad),
@@ -464,6 +474,7 @@ def _summary(
         "world_size": trainer.world_size,
         "precision": cfg.trainer.precision,
         "compiled": cfg.trainer.compile,
+        "fast_path": fast_path_notes(cfg),
         "threads": torch.get_num_threads(),
         "skipped": skipped,
         "wall_time_s": wall,

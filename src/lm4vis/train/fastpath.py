@@ -1,0 +1,88 @@
+"""``trainer.fast``: the fast path where this machine has it, and a plain fallback where not.
+
+The fast path is bf16 autocast with the frozen LM layers held in bf16, and `torch.compile`.
+Each part needs something of the machine:
+
+- **bf16** needs native bf16 arithmetic: a GPU that supports it, or a CPU with AVX512-BF16 or
+  AMX. Elsewhere (an AVX2-only CPU), bf16 is emulated and slower than fp32, so fp32 is kept.
+- **compile** needs a C++ compiler on a CPU, as inductor does; without one the run stays eager.
+
+`resolve_fast_path` turns ``trainer.fast: true`` into the concrete ``trainer.precision``,
+``block.dtype`` and ``trainer.compile`` of this machine, inside `prepare_config`, so the saved
+config says what ran. `fast_path_notes` gives the one line a fallback is reported with; the
+run summary records precision, compiled and threads.
+"""
+
+from __future__ import annotations
+
+import shutil
+from typing import Any
+
+FAST_PRECISION = "bf16-mixed"
+FAST_BLOCK_DTYPE = "bf16"
+
+
+def native_bf16(accelerator: str = "auto") -> tuple[bool, str]:
+    """(does this machine do bf16 natively, what it has), for the accelerator a run uses."""
+    import torch
+
+    if accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available():
+        ok = torch.cuda.is_bf16_supported()
+        return ok, f"GPU {torch.cuda.get_device_name(0)}" + ("" if ok else " without bf16")
+    cpu = torch.cpu
+    if getattr(cpu, "_is_amx_tile_supported", lambda: False)():
+        return True, "CPU with AMX"
+    if getattr(cpu, "_is_avx512_bf16_supported", lambda: False)():
+        return True, "CPU with AVX512-BF16"
+    return False, f"CPU with {torch.backends.cpu.get_cpu_capability()} only (bf16 would be emulated)"
+
+
+def cpp_compiler() -> str | None:
+    """The C++ compiler inductor would use on a CPU, or None."""
+    import os
+
+    for name in (os.environ.get("CXX"), "g++", "c++", "clang++"):
+        if name and (path := shutil.which(name)):
+            return path
+    return None
+
+
+def fast_path_choice(accelerator: str = "auto") -> dict[str, Any]:
+    """What ``trainer.fast`` gives on this machine: ``precision``, ``block_dtype``, ``compile``
+    and ``notes`` (one per part that fell back)."""
+    import torch
+
+    bf16, what = native_bf16(accelerator)
+    on_gpu = accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
+    compiler = None if on_gpu else cpp_compiler()
+    notes = []
+    if not bf16:
+        notes.append(f"no native bf16 on this {what}: fp32 kept")
+    can_compile = on_gpu or compiler is not None
+    if not can_compile:
+        notes.append("no C++ compiler (g++, c++ or clang++; or $CXX) for torch.compile: eager kept")
+    return {"precision": FAST_PRECISION if bf16 else "32", "block_dtype": FAST_BLOCK_DTYPE if bf16 else None,
+            "compile": can_compile, "hardware": what, "notes": notes}
+
+
+def resolve_fast_path(cfg: Any) -> Any:
+    """``cfg`` with ``trainer.fast`` made concrete for this machine (unchanged when it is off)."""
+    if not cfg.trainer.fast:
+        return cfg
+    choice = fast_path_choice(cfg.trainer.accelerator)
+    return cfg.replace({"trainer.precision": choice["precision"], "block.dtype": choice["block_dtype"],
+                        "trainer.compile": choice["compile"]})
+
+
+def fast_path_notes(cfg: Any) -> str | None:
+    """The one line a run with ``trainer.fast`` logs: what it took and what fell back."""
+    if not cfg.trainer.fast:
+        return None
+    choice = fast_path_choice(cfg.trainer.accelerator)
+    took = [f"precision {choice['precision']}", f"LM layers in {choice['block_dtype'] or 'fp32'}",
+            "torch.compile" if choice["compile"] else "eager"]
+    fell = f"; {'; '.join(choice['notes'])}" if choice["notes"] else ""
+    return f"trainer.fast on a {choice['hardware']}: {', '.join(took)}{fell}"
+
+
+__all__ = ["native_bf16", "cpp_compiler", "fast_path_choice", "resolve_fast_path", "fast_path_notes"]

@@ -1,0 +1,68 @@
+"""trainer.fast: the fast path where the machine has it, a stated fallback where not
+(simulated: whichever machine runs the tests)."""
+
+from __future__ import annotations
+
+import pytest
+
+from lm4vis.train import fastpath
+from lm4vis.train.config import load_config
+
+
+@pytest.fixture
+def machine(monkeypatch):
+    def set_machine(bf16: bool, compiler: str | None):
+        monkeypatch.setattr(fastpath, "native_bf16",
+                            lambda accelerator="auto": (bf16, "CPU with AMX" if bf16 else "CPU with AVX2 only"))
+        monkeypatch.setattr(fastpath, "cpp_compiler", lambda: compiler)
+    return set_machine
+
+
+def _cfg(**trainer):
+    return load_config(None, {"trainer.accelerator": "cpu", **{f"trainer.{k}": v for k, v in trainer.items()}})
+
+
+def test_the_whole_fast_path(machine):
+    machine(True, "/usr/bin/g++")
+    cfg = fastpath.resolve_fast_path(_cfg(fast=True))
+    assert (cfg.trainer.precision, cfg.block.dtype, cfg.trainer.compile) == ("bf16-mixed", "bf16", True)
+    assert fastpath.fast_path_notes(cfg) == ("trainer.fast on a CPU with AMX: precision bf16-mixed, "
+                                             "LM layers in bf16, torch.compile")
+
+
+def test_no_bf16_keeps_fp32_and_says_so(machine):
+    machine(False, "/usr/bin/g++")
+    cfg = fastpath.resolve_fast_path(_cfg(fast=True))
+    assert (cfg.trainer.precision, cfg.block.dtype, cfg.trainer.compile) == ("32", None, True)
+    assert "no native bf16 on this CPU with AVX2 only: fp32 kept" in fastpath.fast_path_notes(cfg)
+
+
+def test_no_compiler_stays_eager_and_says_so(machine):
+    machine(True, None)
+    cfg = fastpath.resolve_fast_path(_cfg(fast=True))
+    assert (cfg.trainer.precision, cfg.trainer.compile) == ("bf16-mixed", False)
+    note = fastpath.fast_path_notes(cfg)
+    assert "eager" in note and "no C++ compiler" in note and note.count("\n") == 0
+
+
+def test_off_changes_nothing(machine):
+    machine(True, "/usr/bin/g++")
+    cfg = _cfg(precision="32")
+    assert fastpath.resolve_fast_path(cfg) == cfg and fastpath.fast_path_notes(cfg) is None
+
+
+@pytest.mark.slow
+def test_prepare_config_resolves_it_and_a_run_records_it(machine, tiny_cfg):
+    from lm4vis.train.run import train
+
+    machine(False, None)
+    summary = train(tiny_cfg.replace({"trainer.fast": True, "trainer.max_epochs": 1, "data.limit_train": 16,
+                                      "data.limit_val": 16, "run_name": "fast"}))
+    assert summary["precision"] == "32" and summary["compiled"] is False
+    assert "fp32 kept" in summary["fast_path"] and "eager kept" in summary["fast_path"]
+    assert summary["threads"] >= 1
+
+
+def test_this_machine_is_described():
+    ok, what = fastpath.native_bf16("cpu")
+    assert isinstance(ok, bool) and what.startswith("CPU")
