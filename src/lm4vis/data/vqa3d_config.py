@@ -141,6 +141,6 @@ SCENE_QA_DATASETS: dict[str, tuple[type[SceneQADataConfig], str]] = {
 }
 for _name, (_config, _description) in SCENE_QA_DATASETS.items():
     register_dataset(_name, config=_config, builder="lm4vis.data.vqa3d.source:SceneQASource",
-                     description=_description, kind="scene-qa")
+                     description=_description, kind="scene-qa", run_files=True)
 
 __all__ = ["SceneQADataConfig", "Rooms3DQADataConfig", "SQA3DDataConfig", "SCENE_QA_DATASETS", "BLIND"]

@@ -146,4 +146,33 @@ class SceneQATask(Task):
         return out
 
 
-__all__ = ["SceneQATask", "EM", "MODEL_INPUTS", "exact_match", "type_metric"]
+def answer_prior_reference(cfg: Any, limit: int | None = None) -> dict[str, Any]:
+    """EM@1 of answering every question with its type's most frequent training answer, on a
+    run's validation split: what a model that reads only the question's type can reach.
+
+    Args:
+        cfg: the run config.
+        limit: at most this many validation samples (``data.limit_val`` when None).
+    """
+    from collections import Counter
+
+    from ..train.datamodule import build_source
+
+    source = build_source(cfg)
+    train, val = source.dataset("train", train=True), source.dataset(cfg.data.val_split, train=False)
+    prior: dict[str, Counter] = {}
+    for r in train.records:
+        prior.setdefault(r.question_type, Counter())[r.answers[0]] += 1
+    guess = {t: c.most_common(1)[0][0] for t, c in prior.items()}
+    records = list(val.records)[: limit or len(val.records)]
+    hits: dict[str, list[bool]] = {}
+    for r in records:
+        hits.setdefault(r.question_type, []).append(guess.get(r.question_type) in r.answers)
+    every = [h for v in hits.values() for h in v]
+    metrics = {EM.key: sum(every) / max(len(every), 1)}
+    metrics.update({type_metric(t).key: sum(v) / len(v) for t, v in hits.items()})
+    return {"label": "the most frequent training answer of each question type", "scenes": len(records),
+            "note": "no scene, no situation, no training", "metrics": metrics}
+
+
+__all__ = ["SceneQATask", "EM", "MODEL_INPUTS", "exact_match", "type_metric", "answer_prior_reference"]

@@ -64,6 +64,11 @@ DEMO_TASKS: dict[str, DemoTask] = {
     "motion": DemoTask("motion-demo", "motion-demo-quick", "a small VectorNet on the sim-traffic simulator",
                        metrics=("minADE@6", "MR@6", "minADE@1", "minFDE@1", "MR@1"),
                        reference="lm4vis.tasks.forecasting:constant_velocity_reference"),
+    "vqa3d": DemoTask("vqa3d-demo", "vqa3d-demo-quick", "a small scene-VQA model on the generated rooms3d-qa rooms",
+                      metrics=("em1/direction", "em1/attribute", "em1/counting", "em1/existence", "em1/distance"),
+                      reference="lm4vis.tasks.scene_qa:answer_prior_reference",
+                      controls=(Control("situation-blind", (("data.blind", "situation"),), "the situation sentence removed"),
+                                Control("scene-blind", (("data.blind", "scene"),), "every point of the scene set to zero"))),
 }
 DEFAULT_TASK = next(iter(DEMO_TASKS))
 

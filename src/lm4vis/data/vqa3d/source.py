@@ -10,7 +10,9 @@ short scene and an answer outside the vocabulary are all counted on the split's 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from torch.utils.data import Subset
@@ -21,20 +23,40 @@ from ..vl.text import TextTokenizer
 from .base import SceneQADataset, SceneQAInfo, SceneQARecord, train_tokenizer
 
 
+#: The run files (`save_run_files`): the tokeniser's folder and the answer vocabulary.
+TOKENIZER_DIR, ANSWERS_FILE = "tokenizer", "answers.json"
+
+
 class SceneQASource:
     """The data source of a registered 3D VQA dataset (see the module docstring).
 
     Args:
         cfg: the run config (``data``: a `lm4vis.data.vqa3d_config.SceneQADataConfig`).
+        run_dir: the run's folder, when it exists: the tokeniser and the answer vocabulary the
+            run saved there (`save_run_files`) are read back instead of being built again from
+            data that may have changed.
     """
 
     accepts_epoch = False
 
-    def __init__(self, cfg: RunConfig) -> None:
+    def __init__(self, cfg: RunConfig, run_dir: str | Path | None = None) -> None:
         self.cfg = cfg
         self._splits: dict[str, SceneQADataset] = {}
         self._tokenizer: TextTokenizer | None = None
         self._answers: tuple[str, ...] | None = None
+        saved = None if run_dir is None else Path(run_dir)
+        if saved is not None and (saved / ANSWERS_FILE).is_file():
+            self._tokenizer = TextTokenizer.load(saved / TOKENIZER_DIR)
+            self._answers = tuple(json.loads((saved / ANSWERS_FILE).read_text()))
+
+    def save_run_files(self, run_dir: str | Path) -> list[Path]:
+        """Write the tokeniser (``tokenizer/``) and the answer vocabulary (``answers.json``)."""
+        self.split("train")
+        run_dir = Path(run_dir)
+        folder = self._tokenizer.save(run_dir / TOKENIZER_DIR)
+        answers = run_dir / ANSWERS_FILE
+        answers.write_text(json.dumps(list(self._answers), indent=0))
+        return [folder, answers]
 
     # -- reading ----------------------------------------------------------------------------
     def _read(self, split: str, skips: SkipLog) -> tuple[list[SceneQARecord], dict[str, Any], tuple[str, ...]]:
@@ -70,7 +92,7 @@ class SceneQASource:
             records, scenes, question_types = self._read(name, skips)
         except BadInputError as e:
             raise ConfigError(str(e)) from None
-        if name == "train":
+        if name == "train" and self._tokenizer is None:
             if not records:
                 raise ConfigError(f"{d.name}: the train split holds no usable question (skipped: "
                                   f"{dict(skips.counts)})")
