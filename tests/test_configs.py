@@ -66,6 +66,9 @@ def test_preset_builds(path: Path, tiny_llama: str):
         _motion_forward(cfg, model)
         assert model.lm_slot.filled == (cfg.block.variant != "baseline")
         return
+    if cfg.host.kind == "scene-vqa":
+        _scene_vqa_forward(cfg.replace({"block.source": tiny_llama, "block.layers": -1}))
+        return
     offline, example = EXAMPLE_INPUTS[cfg.host.kind]
     cfg = cfg.replace({"block.source": tiny_llama, "block.layers": -1, **offline})
     model = build_model(cfg.host, cfg.block, seed=0).eval()
@@ -75,6 +78,31 @@ def test_preset_builds(path: Path, tiny_llama: str):
     slot = getattr(model, "lm_slot", None)
     attached = getattr(model, "lm_block", None) is not None or (slot is not None and slot.filled)
     assert attached == (cfg.block.variant != "baseline")
+
+
+def _scene_vqa_forward(cfg) -> None:
+    """A scene-VQA host, sized by a stand-in vocabulary, on one scene of the preset's channels
+    (two points per group, as for point-bert) and a short question and situation."""
+    from lm4vis.data.vqa3d import SceneQAInfo
+
+    info = SceneQAInfo(cfg.data.name, ("yes", "no", "2"), ("what",), 20, 0, cfg.data.num_points, cfg.data.max_length)
+    model = build_model(cfg.host, cfg.block, seed=0, info=info).eval()
+    n = min(cfg.data.num_points, 2 * max(cfg.host.num_groups, cfg.host.group_size))
+    ids, pad = torch.tensor([[2, 5, 6, 3]]), torch.zeros(1, 4, dtype=torch.bool)
+    with torch.no_grad():
+        out = model(torch.rand(1, n, cfg.host.in_chans), ids, pad, ids, pad)
+    assert out["logits"].shape == (1, 3)
+    assert model.get_submodule(cfg.block.where).filled == (cfg.block.variant != "baseline")
+
+
+def test_vqa3d_presets():
+    demo = load_config("vqa3d-demo")
+    assert (demo.host.kind, demo.data.name, demo.task.name, demo.block.source, demo.block.where) == (
+        "scene-vqa", "rooms3d-qa", "scene-qa", "smollm2-135m", "scene_lm_slot")
+    paper = load_config("scene-vqa-llama7b")
+    assert (paper.data.name, paper.data.num_points, paper.block.layers, paper.block.where) == (
+        "sqa3d", 40000, 31, "scene_lm_slot")
+    assert paper.host.aux_heads and paper.task.aux_weight > 0 and paper.host.num_groups >= 256
 
 
 @pytest.mark.parametrize("name, host, drop_path, layers", [
