@@ -9,8 +9,6 @@ never saw, with each sample's own situation and with the situation of another sa
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 import torch
 
