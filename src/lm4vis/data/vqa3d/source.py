@@ -67,7 +67,10 @@ class SceneQASource:
             rooms_cfg = RoomsConfig(num_points=d.num_points, data_seed=d.data_seed, min_objects=d.min_objects,
                                     max_objects=d.max_objects)
             train = split == "train"
-            rooms, records = cached_split(split, d.num_train if train else d.num_val,
+            # Sample i depends on (data_seed, split, i) only, so a limited split is generated
+            # only as far as it is used (the tokeniser then reads those samples' text).
+            size, limit = (d.num_train, d.limit_train) if train else (d.num_val, d.limit_val)
+            rooms, records = cached_split(split, size if limit is None else min(size, limit),
                                           d.train_rooms if train else d.val_rooms, rooms_cfg)
             return list(records), rooms.scenes(), QUESTION_TYPES
         from . import sqa3d
