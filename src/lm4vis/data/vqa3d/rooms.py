@@ -35,6 +35,7 @@ know them.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -373,9 +374,10 @@ class RoomsQA:
     def records(self) -> list[SceneQARecord]:
         return [self.sample(i)[0] for i in range(self.num_samples)]
 
-    def scenes(self) -> dict[str, np.ndarray]:
-        """Points of every room of the split, by scene key."""
-        return {self.scene_key(r): self.points(r) for r in range(self.num_rooms)}
+    def scenes(self, records: Sequence[SceneQARecord] | None = None) -> dict[str, np.ndarray]:
+        """Points of the rooms ``records`` ask about (every room of the split when None), by scene key."""
+        rooms = range(self.num_rooms) if records is None else sorted({int(r.scene.rsplit("-", 1)[1]) for r in records})
+        return {self.scene_key(r): self.points(r) for r in rooms}
 
 
 @lru_cache(maxsize=8)

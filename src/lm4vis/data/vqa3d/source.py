@@ -72,7 +72,7 @@ class SceneQASource:
             size, limit = (d.num_train, d.limit_train) if train else (d.num_val, d.limit_val)
             rooms, records = cached_split(split, size if limit is None else min(size, limit),
                                           d.train_rooms if train else d.val_rooms, rooms_cfg)
-            return list(records), rooms.scenes(), QUESTION_TYPES
+            return list(records), rooms.scenes(records), QUESTION_TYPES
         from . import sqa3d
 
         try:
