@@ -176,3 +176,10 @@ def test_deterministic_by_seed():
     assert other.records() != a.records()
     train = RoomsQA("train", 40, 20, RoomsConfig(num_points=256, data_seed=3))
     assert train.room(0) != a.room(0), "train and val rooms differ"
+
+
+def test_light_config_lists_match_the_loaders():
+    from lm4vis.data import vqa3d_config
+    from lm4vis.data.vqa3d import base
+
+    assert vqa3d_config.BLIND == base.BLIND
