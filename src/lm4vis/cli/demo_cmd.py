@@ -45,9 +45,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "on a machine where other work keeps a core busy, --threads 1 can be much faster")
     from ..train.demo_tasks import DEFAULT_TASK, DEMO_TASKS
 
-    p.add_argument("--task", choices=list(DEMO_TASKS), default=DEFAULT_TASK,
+    p.add_argument("--task", choices=[*DEMO_TASKS, "all"], default=DEFAULT_TASK,
                    help="the kind of data: " + "; ".join(f"{k}: {t.summary}" for k, t in DEMO_TASKS.items())
-                   + f" (default: {DEFAULT_TASK})")
+                   + f"; all: every one of them, then one table in the shape of the paper's "
+                   f"(runs/paper-table/table.md; a finished task is read back, never retrained) "
+                   f"(default: {DEFAULT_TASK})")
+    p.add_argument("--lm", metavar="NAME",
+                   help="the LM whose layer is frozen in (block.source), e.g. gemma3-270m when its "
+                   "package is installed (default: the preset's, smollm2-135m)")
     p.add_argument("--dataset", choices=sorted({d for t in DEMO_TASKS.values() for d in t.datasets}),
                    help="force one of the task's embedded datasets (images: Fashion-MNIST if installed, "
                    "else Animal-MNIST)")
@@ -65,6 +70,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import textwrap
+
+    if args.lm is not None:
+        from ..checkpoint import registry
+
+        if args.lm in registry.REGISTRY and args.lm not in registry.available():
+            raise ValueError(f"--lm {args.lm} is not installed here; install it with: "
+                             f"{registry.REGISTRY[args.lm].install}")
+        args.overrides = [*args.overrides, f"block.source={args.lm}"]
+    if args.task == "all":
+        return run_all_tasks(args)
 
     from ..train.demo import VARIANTS, demo_config, run_demo
     from ..train.config import threads_for
@@ -112,3 +127,35 @@ def _result_line(summary: dict) -> str:
     if value is None:
         return str(summary.get("status"))
     return f"{m['label']} {m['scale'] * value:.{m['digits']}f}{m['unit']}"
+
+
+def run_all_tasks(args: argparse.Namespace) -> int:
+    """``--task all``: every task's demo, then the paper-shaped table."""
+    import textwrap
+
+    from ..train import compare as _engine  # noqa: F401  Lightning is imported here: quiet it after
+    from ..train.paper_table import markdown, run_all
+    from .compare_cmd import parse_seeds
+    from .train_cmd import quiet_lightning
+
+    if args.config or args.dataset:
+        raise ValueError("--task all runs every task's own preset and data; drop --config and --dataset")
+    quiet_lightning(getattr(args, "verbose", False))
+    seeds = parse_seeds(args.seeds)
+
+    def task_done(task: str, results: dict, reused: bool) -> None:
+        how = "read back (every run was complete)" if reused else f"{results['wall_time_s'] / 60:.1f} min"
+        print(f"== {task}: {how}; report: {results['out_dir']}/report.md", flush=True)
+
+    def run_done(summary: dict) -> None:
+        print(f"   {summary.get('cell') or summary.get('variant')} seed {summary.get('seed')}: "
+              f"{_result_line(summary)} ({summary.get('wall_time_s', 0):.0f} s)", flush=True)
+
+    table = run_all(seeds, out=args.out, quick=args.quick, threads=args.threads, overrides=args.overrides,
+                    on_task_done=task_done, on_run_done=run_done)
+    print()
+    print(markdown(table["rows"]))
+    print(f"\ntable: {table['out_dir']}/table.md  (table.png, results.json beside it)")
+    print(f"wall time: {table['wall_time_s'] / 60:.1f} min\n")
+    print(textwrap.fill(table["reading"], width=100))
+    return 0
