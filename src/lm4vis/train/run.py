@@ -432,7 +432,8 @@ def _summary(
 
     blocks = {name: att.block for name, att in find_attachments(model).items()}
     describe = HOSTS.get(cfg.host.kind).get("describe")
-    skipped = {"pipeline": dict(lit.skipped), "indexing": dm.skips() if dm.train_set is not None else {}}
+    # Each bad item once, by split and reason: while reading (`LitModel.skips`), while indexing.
+    skipped = {"pipeline": lit.skipped, "indexing": dm.skips() if dm.train_set is not None else {}}
     return {
         "status": status,
         "error": error,
