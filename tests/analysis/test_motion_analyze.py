@@ -90,9 +90,9 @@ def test_analyze_a_motion_run_against_its_baseline(runs, tmp_path, capsys):
     assert "| frozen-lm | l2@post_lm |" in printed and f"wrote {out}" in printed
     # The layout the analysis drew with is the host's registered one.
     model, _ = load_run(runs["baseline"])
-    from lm4vis.data.motion import SimTraffic, SimTrafficConfig
+    from lm4vis.data.motion import SimTraffic, SimTrafficDataConfig
 
-    sim = SimTraffic(SimTrafficConfig(split="val", num_scenes=2))
+    sim = SimTraffic(SimTrafficDataConfig(num_val=2, cache=False), "val")
     assert isinstance(layout_of(model, sim.collate([sim[0], sim[1]])), PolylineLayout)
 
 
