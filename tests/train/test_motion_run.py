@@ -33,6 +33,7 @@ def test_train_the_motion_preset_end_to_end(tmp_path, tiny_llama):
     summary = json.loads((tmp_path / "m" / "summary.json").read_text())
     assert summary["status"] == "completed" and summary["host_kind"] == "vectornet"
     assert summary["dataset"] == "sim-traffic" and summary["host"].startswith("VectorNet (width 32")
+    assert summary["data_notes"] == []  # the simulator's scenes have lanes
     assert all(f"val/{name}" in summary["final"] for name in METRICS)
     monitor = summary["task"]["monitor"]
     assert (monitor["key"], monitor["higher_is_better"]) == ("val/minFDE@6", False)
@@ -64,7 +65,7 @@ def _argoverse_release(root: Path) -> Path:
 
 
 @pytest.mark.slow
-def test_bad_scenes_are_counted_in_the_run_summary(tmp_path, tiny_llama):
+def test_bad_scenes_are_counted_in_the_run_summary(tmp_path, tiny_llama, capsys):
     root = _argoverse_release(tmp_path / "argoverse")
     preset = tmp_path / "argoverse-tiny.yaml"  # the motion preset's data section is the simulator's
     preset.write_text(
@@ -84,6 +85,11 @@ def test_bad_scenes_are_counted_in_the_run_summary(tmp_path, tiny_llama):
     assert pipeline == {"train": {"agents-beyond-max_agents": 6, "nan-coordinates": 1, "no-agent": 1},
                         "val": {"agents-beyond-max_agents": 2}}
     assert indexing["train"]["counts"] == {"not-a-sequence-file": 1}
+    assert summary["data_notes"] == ["no map: scenes are agents only (set data.map_root to the map_files "
+                                     "folder of hd_maps.tar.gz for lane polylines)"]
+    printed = capsys.readouterr().out
+    assert "data       no map: scenes are agents only" in printed
+    assert "while reading train: agents-beyond-max_agents=6, nan-coordinates=1, no-agent=1" in printed
     assert all(f"val/{name}" in summary["final"] for name in METRICS)
 
 

@@ -160,6 +160,8 @@ def print_summary(summary: dict[str, Any], as_json: bool = False) -> None:
     if step:
         print(f"speed      {step * 1000:.1f} ms/step  {summary.get('samples_per_s', 0):.0f} samples/s  "
               f"({summary.get('threads')} threads)")
+    for note in summary.get("data_notes") or []:
+        print(f"data       {note}")
     skipped = _skipped_counts(summary.get("skipped") or {})
     if skipped:
         print(f"skipped    {skipped}  (details: summary.json, section skipped)")

@@ -42,6 +42,8 @@ class DataSource(Protocol):
         accepts_epoch: optional; True when the split datasets take ``(index, epoch)`` keys,
             so that per-item augmentation can be seeded by the epoch too.
         skips: optional `lm4vis.data.skips.SkipLog` of items skipped while indexing.
+        notes: optional list of sentences the run summary carries about the data (e.g. a
+            motion dataset without a map: "scenes are agents only").
     """
 
     info: Any

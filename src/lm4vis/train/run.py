@@ -467,6 +467,7 @@ def _summary(
         "compiled": cfg.trainer.compile,
         "threads": torch.get_num_threads(),
         "skipped": skipped,
+        "data_notes": list(getattr(dm.source, "notes", None) or []),
         "wall_time_s": wall,
         "versions": {"torch": torch.__version__, "lightning": L.__version__,
                      "python": platform.python_version()},

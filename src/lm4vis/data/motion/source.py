@@ -105,6 +105,17 @@ class MotionSource:
         """The training split's `MotionInfo` (features per vector, horizon, map, ...)."""
         return self.split("train").info
 
+    @property
+    def notes(self) -> list[str]:
+        """What the run summary should say about the data: a split without lanes is agents only."""
+        info = self.info
+        if info.has_map:
+            return []
+        if self.cfg.data.name == "argoverse1":
+            return ["no map: scenes are agents only (set data.map_root to the map_files folder of "
+                    "hd_maps.tar.gz for lane polylines)"]
+        return [f"no map: {info.name} scenes are agents only"]
+
     def resolve(self) -> RunConfig:
         """Nothing is estimated from motion data; the validation split must have futures."""
         val = self.split(self.cfg.data.val_split)
