@@ -382,7 +382,7 @@ def analyze_motion(models: Sequence[tuple[str, nn.Module, Any]], labels: Sequenc
     if has_truth and len(models) > 1:
         for name in per_model[0]:
             other = counterpart(name)
-            if (labels[1], other) not in per_scene or name.startswith("focal-attn@"):
+            if (labels[1], other) not in per_scene:  # the baseline has no LM attention
                 continue
             (a0, t0), (a1, t1) = per_scene[(labels[0], name)], per_scene[(labels[1], other)]
             deltas.append({"map": name, "against": other, "auroc": _stats(a0 - a1), "top1": _stats(t0 - t1)})
