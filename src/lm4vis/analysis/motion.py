@@ -144,40 +144,6 @@ def draw_scene(batch: dict[str, Any], index: int, scores: Tensor, path: str | Pa
     plt.close(fig)
 
 
-def analyze_motion_runs(run_dirs: Sequence[str | Path], scenes: int = 256, batch_size: int = 32,
-                        out: str | Path | None = None) -> dict[str, Any]:
-    """The relevance analysis of trained motion runs on their validation scenes.
-
-    Args:
-        run_dirs: run folders (``lm4vis train`` on sim-traffic), e.g. a frozen-lm run and the
-            baseline of the same seed.
-        scenes: validation scenes scored.
-        batch_size: scenes per forward pass.
-        out: folder for one drawn scene per run and map (None: no figures).
-
-    Returns:
-        ``{run_dir: {map: {mean, ci_low, ci_high, scenes, ...}}}``.
-    """
-    from ..tasks.base import build_task
-    from ..train.datamodule import build_source
-    from ..train.loading import load_run
-
-    results: dict[str, Any] = {}
-    for run_dir in run_dirs:
-        model, cfg = load_run(run_dir)
-        source = build_source(cfg)
-        task = build_task(cfg, source.info)
-        val = source.dataset(cfg.data.val_split, train=False)
-        n = min(scenes, len(val))
-        batches = [task.collate([val[i] for i in range(b, min(n, b + batch_size))]) for b in range(0, n, batch_size)]
-        results[str(run_dir)] = relevance(model, batches)
-        if out is not None:
-            for name, scores in polyline_maps(model, batches[0]).items():
-                draw_scene(batches[0], 0, scores, Path(out) / f"{Path(run_dir).name}-{name}.png",
-                           f"{Path(run_dir).name}: {name}")
-    return results
-
-
 def scene_top1(scores: Tensor, relevant: Tensor, real: Tensor) -> Tensor:
     """Per scene, 1 when the highest-scoring polyline (the focal one excluded) is relevant.
 
@@ -451,4 +417,4 @@ def _motion_markdown(meta: dict[str, Any], rows: list[dict[str, Any]], deltas: l
 
 
 __all__ = ["polyline_maps", "scene_auroc", "scene_top1", "relevance", "draw_scene", "plot_scenes",
-           "analyze_motion", "analyze_motion_runs", "motion_rows_table", "motion_deltas_table", "INPUTS"]
+           "analyze_motion", "motion_rows_table", "motion_deltas_table", "INPUTS"]
