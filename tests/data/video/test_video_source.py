@@ -78,8 +78,8 @@ def test_a_truncated_file_and_a_short_clip_are_counted_in_the_run_summary(tmp_pa
     assert main(argv) == 0
     summary = json.loads((tmp_path / "runs" / "bad" / "summary.json").read_text())
     assert summary["status"] == "completed"
-    # counted where it happened, in the loader: one epoch of 2 batches (8 videos) saw each once
-    assert summary["skipped"]["pipeline"] == {"truncated": 1, "short-clip-padded": 1}
+    # counted where it happened, in the loader, by split: each bad video once
+    assert summary["skipped"]["pipeline"] == {"train": {"truncated": 1, "short-clip-padded": 1}}
     assert summary["steps"] == 2
 
 
