@@ -70,6 +70,18 @@ def patch_tokens(tokens: Tensor, layout: Layout | None) -> Tensor:
     return tokens[:, n_prefix:]
 
 
+def _frames_side_by_side(x: Tensor) -> Tensor:
+    """``(T, H, W[, 3])`` -> ``(H, T * W + T - 1[, 3])``, frames left to right with a one-pixel
+    gap of the frames' maximum between them; 2-D images (``(H, W[, 3])``) as they are."""
+    if x.dim() == 2 or (x.dim() == 3 and x.shape[-1] == 3):
+        return x
+    gap = torch.full((x.shape[1], 1, *x.shape[3:]), float(x.max()), dtype=x.dtype)
+    parts = []
+    for t, frame in enumerate(x):
+        parts += [gap, frame] if t else [frame]
+    return torch.cat(parts, dim=1)
+
+
 @dataclass(frozen=True)
 class GridLayout:
     """Prefix tokens then a regular grid of patches, row-major (timm ViTs; videos as T x H x W).
@@ -128,15 +140,24 @@ class GridLayout:
         """``patch-intensity``: each patch's mean input value (brightness alone)."""
         return PATCH_INTENSITY, self.coverage(inputs.detach().float().mean(dim=1).cpu())
 
+    @property
+    def input_title(self) -> str:
+        """Title of the input column: a video's frames are drawn side by side."""
+        return (f"each clip: its frames left to right ({self.grid[0]} tubelet steps of tokens)"
+                if len(self.grid) == 3 else "image")
+
     def draw(self, ax: Any, example: Tensor, values: Tensor | None = None, cmap: str = "inferno") -> None:
-        """The model input ``(C, *S)`` (``values`` None), or input-space values ``(*S,)`` in [0, 1]."""
+        """The model input ``(C, *S)`` (``values`` None), or input-space values ``(*S,)`` in [0, 1].
+        A video (``S = (T, H, W)``) is drawn as its T frames side by side, as the paper's Fig. 5
+        draws a clip's token maps frame by frame."""
         if values is None:
             x = example.float()
             x = (x - x.min()) / (x.max() - x.min()).clamp_min(1e-12)
-            img = (x[0] if x.shape[0] != 3 else x.permute(1, 2, 0)).numpy()
-            ax.imshow(img, cmap=None if img.ndim == 3 else "gray")
+            img = x[0] if x.shape[0] != 3 else x.movedim(0, -1)
+            ax.imshow(_frames_side_by_side(img).numpy(), cmap=None if x.shape[0] == 3 else "gray")
         else:
-            ax.imshow(values.numpy(), cmap=cmap, vmin=0, vmax=1, interpolation="nearest")
+            ax.imshow(_frames_side_by_side(values.float()).numpy(), cmap=cmap, vmin=0, vmax=1,
+                      interpolation="nearest")
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ def test_registered_with_typed_configs():
         assert DATASETS.get(name).config is cls
     cfg = load_config("video-demo", ["data.distractors=1", "host.num_frames=16"])
     assert type(cfg.data) is MotionMNISTDataConfig and cfg.data.distractors == 1
-    assert (cfg.data.num_frames, cfg.data.image_size, cfg.data.in_chans) == (16, 32, 1)  # from the host
+    assert (cfg.data.num_frames, cfg.data.image_size, cfg.data.in_chans) == (16, 24, 1)  # from the host
     with pytest.raises(ConfigError, match="on_bad_file='maybe' is unknown; choose one of skip, fail"):
         load_config("video-demo", ["data.on_bad_file=maybe"])
     with pytest.raises(ConfigError, match="data.num_frames=4 but host.num_frames=8"):
