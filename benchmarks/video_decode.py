@@ -142,7 +142,12 @@ def main(argv: list[str] | None = None) -> None:
                 for _ in DataLoader(BusyItems(args.videos), batch_size=args.batch, num_workers=workers):
                     pass
             candidates[("control", workers)] = control
-        times = interleaved_times({f"{s}/{w}": fn for (s, w), fn in candidates.items()}, args.rounds, args.warmup)
+        # The machine's speed in the same rounds (one thread, fp32 1024^3), to read the rates against.
+        square = [torch.randn(1024, 1024, generator=torch.Generator().manual_seed(k)) for k in range(2)]
+        timed = {f"{s}/{w}": fn for (s, w), fn in candidates.items()}
+        timed["gemm"] = lambda: square[0] @ square[1]
+        times = interleaved_times(timed, args.rounds, args.warmup)
+        gemm_gflops = 2 * 1024**3 / (summarize(times["gemm"]["wall"])["median_ms"] / 1e3) / 1e9
 
     rows, results = [], []
     for (sampling, workers) in candidates:
@@ -155,7 +160,8 @@ def main(argv: list[str] | None = None) -> None:
         results.append({"sampling": sampling, "views": views, "workers": workers, "clips_per_s": per_second, **wall})
     title = (f"Video decoding, {args.videos} VP9 .webm videos of {args.frames} frames at {args.width}x{args.height} "
              f"({size_mb:.1f} MiB), clips of {args.num_frames} frames at {args.image_size} px, batch {args.batch}, "
-             f"one thread per process, median of {args.rounds} interleaved passes")
+             f"one thread per process, median of {args.rounds} interleaved passes. GEMM here in the same rounds: "
+             f"{gemm_gflops:.1f} GFLOP/s fp32 at 1024^3, one thread")
     table = markdown_table(
         ["sampling", "views per video", "workers", "clips/s (median)", "clips/s (slower quartile)",
          "clips/s (faster quartile)", "ms per clip"], rows)
@@ -165,7 +171,7 @@ def main(argv: list[str] | None = None) -> None:
             "each and decode nothing: their speed-up with workers is what the machine's idle cores "
             "allowed during this run. Wall time; with workers the main process's CPU time says "
             "nothing, so no CPU column. Passes with workers include starting them.")
-    write_results(args.name, {"args": vars(args), "results": results, "times_s": times},
+    write_results(args.name, {"args": vars(args), "results": results, "gemm_gflops": gemm_gflops, "times_s": times},
                   f"{title}\n\n{table}\n\n{note}")
 
 

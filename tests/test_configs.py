@@ -24,9 +24,9 @@ def test_presets_exist():
 def _motion_forward(cfg, model) -> None:
     """A motion host on a few simulated scenes (Argoverse's 20 + 30 steps at 10 Hz, so the
     simulator stands in for a release that is not here)."""
-    from lm4vis.data.motion import SimTraffic, SimTrafficConfig
+    from lm4vis.data.motion import SimTraffic, SimTrafficDataConfig
 
-    sim = SimTraffic(SimTrafficConfig(split="val", num_scenes=2, max_agents=cfg.data.max_agents))
+    sim = SimTraffic(SimTrafficDataConfig(num_val=2, max_agents=cfg.data.max_agents, cache=False), "val")
     batch = sim.collate([sim[0], sim[1]])
     with torch.no_grad():
         out = model(batch["vectors"], batch["vector_mask"], batch["polyline_mask"])
@@ -58,10 +58,10 @@ def test_preset_builds(path: Path, tiny_llama: str):
     assert cfg.data.name in DATASETS
     # The real LM may be 7B (or a user path); a 2-layer random LLaMA stands in for it.
     if cfg.host.kind == "vectornet":
-        from lm4vis.data.motion import SimTraffic, SimTrafficConfig
+        from lm4vis.data.motion import SimTraffic, SimTrafficDataConfig
 
         cfg = cfg.replace({"block.source": tiny_llama, "block.layers": -1})
-        info = SimTraffic(SimTrafficConfig(split="val", num_scenes=2)).info
+        info = SimTraffic(SimTrafficDataConfig(num_val=2, cache=False), "val").info
         model = build_model(cfg.host, cfg.block, seed=0, info=info).eval()
         _motion_forward(cfg, model)
         assert model.lm_slot.filled == (cfg.block.variant != "baseline")

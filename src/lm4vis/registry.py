@@ -65,7 +65,8 @@ class Part:
             hosts ``(cfg, info) -> nn.Module``, tasks ``(cfg, info) -> Task``, datasets
             ``(run_cfg) -> DataSource``.
         extras: further declarations, callables or ``"module:attr"`` strings (a host's
-            ``layout`` and ``stages``, a dataset's ``description``).
+            ``layout`` and ``stages``, and ``analysis`` where `lm4vis analyze` should not score
+            pseudo-masks; a dataset's ``description``).
     """
 
     kind: str

@@ -24,11 +24,11 @@ def test_scene_auroc_by_hand():
 
 def test_relevance_of_a_model_with_an_lm_block(tmp_path):
     from lm4vis.block import FrozenLMBlock
-    from lm4vis.data.motion import SimTraffic, SimTrafficConfig
+    from lm4vis.data.motion import SimTraffic, SimTrafficDataConfig
     from lm4vis.hosts.vectornet import VectorNet, VectorNetConfig
     from lm4vis.lm import random_lm, tiny_config
 
-    sim = SimTraffic(SimTrafficConfig(split="val", num_scenes=6))
+    sim = SimTraffic(SimTrafficDataConfig(num_val=6, cache=False), "val")
     batch = sim.collate([sim[i] for i in range(6)])
     from lm4vis.hosts import attach
     from lm4vis.hosts.build import HOST_KIND_ATTR

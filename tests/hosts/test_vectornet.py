@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from lm4vis.block import FrozenLMBlock
-from lm4vis.data.motion import SimTraffic, SimTrafficConfig
+from lm4vis.data.motion import SimTraffic, SimTrafficDataConfig
 from lm4vis.hosts.vectornet import VectorNet, VectorNetConfig, forecasting_loss
 from lm4vis.lm import random_lm, tiny_config
 from lm4vis.tasks.forecasting_metrics import ForecastingMetrics
@@ -18,7 +18,7 @@ SLOTS = ["empty", "frozen-lm"]
 
 @pytest.fixture(scope="module")
 def sim() -> SimTraffic:
-    return SimTraffic(SimTrafficConfig(split="val", num_scenes=8))
+    return SimTraffic(SimTrafficDataConfig(num_val=8, cache=False), "val")
 
 
 @pytest.fixture(scope="module")
@@ -162,9 +162,8 @@ def test_wrong_feature_count_names_the_fix(sim, batch):
 def test_six_modes_beat_one_on_the_simulators_intersections():
     """The focal agent's turn is random: one trajectory must average the turns, six can cover
     them. Trained for 150 steps on 256 intersection scenes (about 30 s of CPU)."""
-    cfg = dict(layouts=("intersection",))
-    train = SimTraffic(SimTrafficConfig(num_scenes=256, **cfg))
-    val = SimTraffic(SimTrafficConfig(split="val", num_scenes=64, **cfg))
+    cfg = SimTrafficDataConfig(layouts=["intersection"], num_train=256, num_val=64, cache=False)
+    train, val = SimTraffic(cfg, "train"), SimTraffic(cfg, "val")
     items = [train[i] for i in range(len(train))]
     held_out = val.collate([val[i] for i in range(len(val))])
     metrics = ForecastingMetrics(ks=(6,))

@@ -33,6 +33,7 @@ def test_train_the_motion_preset_end_to_end(tmp_path, tiny_llama):
     summary = json.loads((tmp_path / "m" / "summary.json").read_text())
     assert summary["status"] == "completed" and summary["host_kind"] == "vectornet"
     assert summary["dataset"] == "sim-traffic" and summary["host"].startswith("VectorNet (width 32")
+    assert summary["data_notes"] == []  # the simulator's scenes have lanes
     assert all(f"val/{name}" in summary["final"] for name in METRICS)
     monitor = summary["task"]["monitor"]
     assert (monitor["key"], monitor["higher_is_better"]) == ("val/minFDE@6", False)
@@ -64,7 +65,7 @@ def _argoverse_release(root: Path) -> Path:
 
 
 @pytest.mark.slow
-def test_bad_scenes_are_counted_in_the_run_summary(tmp_path, tiny_llama):
+def test_bad_scenes_are_counted_in_the_run_summary(tmp_path, tiny_llama, capsys):
     root = _argoverse_release(tmp_path / "argoverse")
     preset = tmp_path / "argoverse-tiny.yaml"  # the motion preset's data section is the simulator's
     preset.write_text(
@@ -72,17 +73,23 @@ def test_bad_scenes_are_counted_in_the_run_summary(tmp_path, tiny_llama):
         "block: {variant: baseline}\n"
         f"data: {{name: argoverse1, root: '{root}', max_agents: 4, batch_size: 2}}\n"
         "task: {name: forecasting}\n"
-        "trainer: {max_epochs: 1, accelerator: cpu, devices: 1, progress_bar: false}\n")
+        "trainer: {max_epochs: 2, accelerator: cpu, devices: 1, progress_bar: false}\n")
     argv = ["train", "--config", str(preset), "--out", str(tmp_path), "--run-name", "av"]
     assert main(argv) == 0
     summary = json.loads((tmp_path / "av" / "summary.json").read_text())
-    assert summary["status"] == "completed"
+    assert summary["status"] == "completed" and summary["epochs"] == 2
     pipeline, indexing = summary["skipped"]["pipeline"], summary["skipped"]["indexing"]
-    # Read once per epoch: one NaN scene and one scene without an AGENT in the training split.
-    assert pipeline["nan-coordinates"] == 1 and pipeline["no-agent"] == 1
-    # Every usable scene read (6 training, 2 validation) had 6 tracks of which the nearest 4 were kept.
-    assert pipeline["agents-beyond-max_agents"] == (6 + 2) * 2
+    # Two epochs, a sanity check and two validations read every scene more than once; each bad
+    # scene is counted once: one NaN scene and one without an AGENT in the training split, and
+    # every usable scene (6 training, 2 validation), which had 6 tracks of which 4 were kept.
+    assert pipeline == {"train": {"agents-beyond-max_agents": 6, "nan-coordinates": 1, "no-agent": 1},
+                        "val": {"agents-beyond-max_agents": 2}}
     assert indexing["train"]["counts"] == {"not-a-sequence-file": 1}
+    assert summary["data_notes"] == ["no map: scenes are agents only (set data.map_root to the map_files "
+                                     "folder of hd_maps.tar.gz for lane polylines)"]
+    printed = capsys.readouterr().out
+    assert "data       no map: scenes are agents only" in printed
+    assert "while reading train: agents-beyond-max_agents=6, nan-coordinates=1, no-agent=1" in printed
     assert all(f"val/{name}" in summary["final"] for name in METRICS)
 
 

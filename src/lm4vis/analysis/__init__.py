@@ -18,6 +18,7 @@ _EXPORTS = {
     'GridLayout': '.layout',
     'Layout': '.layout',
     'PointGroupLayout': '.layout',
+    'PolylineLayout': '.layout',
     'layout_of': '.layout',
     'patch_tokens': '.layout',
     'MAP_KINDS': '.maps',

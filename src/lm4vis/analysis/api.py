@@ -7,6 +7,7 @@ stage, score them under both protocols, write the report and the figures.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,17 @@ def _masked_batches(cfg: Any, opts: AnalyzeOptions, split: str, limit: int, run_
     return batches(split, limit, opts.batch_size, name=opts.data, root=opts.root)
 
 
+def _host_analysis(models: list[tuple[str, Any, Any]]) -> Any:
+    """The analysis the runs' host registers in place of pseudo-mask mIoU (``analysis=``), or
+    None; every run must have the same host."""
+    from ..registry import HOSTS
+
+    kinds = {cfg.host.kind for _, _, cfg in models}
+    if len(kinds) > 1:
+        raise ValueError(f"the runs have different hosts ({', '.join(sorted(kinds))}); analyse runs of one host")
+    return HOSTS.get(kinds.pop()).get("analysis")
+
+
 def analyze_runs(run_dir: str | Path, against: str | Path | None = None,
                  options: AnalyzeOptions | None = None) -> dict[str, Any]:
     """Analyse a run (and optionally a second one, usually its baseline, on the same samples).
@@ -61,10 +73,13 @@ def analyze_runs(run_dir: str | Path, against: str | Path | None = None,
         options: see `AnalyzeOptions`.
 
     Returns:
-        ``{"out": folder, "rows": [...], "deltas": [...], "report": analysis.md path, "meta": ...}``.
+        ``{"out": folder, "rows": [...], "deltas": [...], "report": analysis.md path, "meta": ...,
+        "text": the tables printed, "files": what was written}``. A host that registers its own
+        ``analysis`` (``vectornet``: polyline relevance, `lm4vis.analysis.motion.analyze_motion`)
+        is analysed by it instead, with the same options and result keys.
     """
     from .plots import plot_activation_hist, plot_grid
-    from .report import write_report
+    from .report import deltas_table, rows_table, summary_rows, write_report
 
     opts = options or AnalyzeOptions()
     acfg = AnalysisConfig(kinds=tuple(opts.maps), top=opts.freq_top, fg_coverage=opts.fg_coverage,
@@ -75,6 +90,10 @@ def analyze_runs(run_dir: str | Path, against: str | Path | None = None,
         models.append((str(against), *_load(against, opts.checkpoint)))
     cfg0 = models[0][2]
     labels = _labels([(p, cfg) for p, _, cfg in models])
+    own = _host_analysis(models)
+    if own is not None:  # a host whose tokens are not patches of an input with masks (motion)
+        return own(models, labels, opts)
+    opts = replace(opts, split=opts.split or "test")
 
     results = []  # (label, eval Collected, rows)
     for (path, model, cfg), label in zip(models, labels):
@@ -128,7 +147,9 @@ def analyze_runs(run_dir: str | Path, against: str | Path | None = None,
                    for (lab, _, _), (p, _, cfg) in zip(results, models)},
     }
     md, _ = write_report(out, meta, rows, deltas)
-    return {"out": out, "rows": rows, "deltas": deltas, "report": md, "meta": meta}
+    text = rows_table(summary_rows(rows)) + (f"\n\n{deltas_table(deltas)}" if deltas else "")
+    return {"out": out, "rows": rows, "deltas": deltas, "report": md, "meta": meta, "text": text,
+            "files": ["analysis.md", "analysis.json", grid.name, hist.name]}
 
 
 __all__ = ["AnalyzeOptions", "analyze_runs"]

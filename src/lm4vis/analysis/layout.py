@@ -8,7 +8,8 @@ things from the host's token layout, gathered in the `Layout` protocol:
 - how much of each token a mask covers (``coverage``), to call a token foreground.
 
 Images and videos use `GridLayout` (a patch grid, 2D or frames x 2D); point clouds use
-`PointGroupLayout` (each point belongs to the group, i.e. token, of its nearest centre).
+`PointGroupLayout` (each point belongs to the group, i.e. token, of its nearest centre); motion
+scenes use `PolylineLayout` (each token is one polyline: a track or a lane piece).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from torch import Tensor, nn
 
 PATCH_INTENSITY = "patch-intensity"  # reference map of grid layouts
 CENTRE_PROXIMITY = "centre-proximity"  # reference map of point-group layouts
+FOCAL_PROXIMITY = "focal-proximity"  # reference map of polyline layouts
 
 
 @runtime_checkable
@@ -66,6 +68,18 @@ def patch_tokens(tokens: Tensor, layout: Layout | None) -> Tensor:
             "patch tokens; build the layout from the same model and input size"
         )
     return tokens[:, n_prefix:]
+
+
+def _frames_side_by_side(x: Tensor) -> Tensor:
+    """``(T, H, W[, 3])`` -> ``(H, T * W + T - 1[, 3])``, frames left to right with a one-pixel
+    gap of the frames' maximum between them; 2-D images (``(H, W[, 3])``) as they are."""
+    if x.dim() == 2 or (x.dim() == 3 and x.shape[-1] == 3):
+        return x
+    gap = torch.full((x.shape[1], 1, *x.shape[3:]), float(x.max()), dtype=x.dtype)
+    parts = []
+    for t, frame in enumerate(x):
+        parts += [gap, frame] if t else [frame]
+    return torch.cat(parts, dim=1)
 
 
 @dataclass(frozen=True)
@@ -126,15 +140,24 @@ class GridLayout:
         """``patch-intensity``: each patch's mean input value (brightness alone)."""
         return PATCH_INTENSITY, self.coverage(inputs.detach().float().mean(dim=1).cpu())
 
+    @property
+    def input_title(self) -> str:
+        """Title of the input column: a video's frames are drawn side by side."""
+        return (f"each clip: its frames left to right ({self.grid[0]} tubelet steps of tokens)"
+                if len(self.grid) == 3 else "image")
+
     def draw(self, ax: Any, example: Tensor, values: Tensor | None = None, cmap: str = "inferno") -> None:
-        """The model input ``(C, *S)`` (``values`` None), or input-space values ``(*S,)`` in [0, 1]."""
+        """The model input ``(C, *S)`` (``values`` None), or input-space values ``(*S,)`` in [0, 1].
+        A video (``S = (T, H, W)``) is drawn as its T frames side by side, as the paper's Fig. 5
+        draws a clip's token maps frame by frame."""
         if values is None:
             x = example.float()
             x = (x - x.min()) / (x.max() - x.min()).clamp_min(1e-12)
-            img = (x[0] if x.shape[0] != 3 else x.permute(1, 2, 0)).numpy()
-            ax.imshow(img, cmap=None if img.ndim == 3 else "gray")
+            img = x[0] if x.shape[0] != 3 else x.movedim(0, -1)
+            ax.imshow(_frames_side_by_side(img).numpy(), cmap=None if x.shape[0] == 3 else "gray")
         else:
-            ax.imshow(values.numpy(), cmap=cmap, vmin=0, vmax=1, interpolation="nearest")
+            ax.imshow(_frames_side_by_side(values.float()).numpy(), cmap=cmap, vmin=0, vmax=1,
+                      interpolation="nearest")
 
 
 @dataclass(frozen=True)
@@ -207,6 +230,89 @@ class PointGroupLayout:
         ax.set_aspect("equal")
 
 
+@dataclass(frozen=True)
+class PolylineLayout:
+    """Motion tokens: one per polyline (VectorNet), so "input space" is the polylines themselves.
+
+    A mask is per polyline ``(B, P)`` (the simulator's ``relevant``); a score is painted on the
+    polyline it belongs to. Padding polylines (``polyline_mask``) are neither scored nor drawn.
+
+    Args:
+        polyline_mask: ``(B, P)`` bool, True for padding polylines.
+        vector_mask: ``(B, P, V)`` bool, True for padding vectors.
+    """
+
+    polyline_mask: Tensor
+    vector_mask: Tensor
+    num_prefix_tokens: int = 0
+
+    #: Column title of the input in the example figures.
+    input_title = "scene (focal frame, colour: polyline type)"
+
+    @property
+    def num_patches(self) -> int:
+        return self.polyline_mask.shape[1]
+
+    def render(self, scores: Tensor, size: tuple[int, ...]) -> Tensor:
+        if tuple(size) != (self.num_patches,):
+            raise ValueError(f"size {tuple(size)} must be the number of polylines ({self.num_patches},)")
+        return scores.float().masked_fill(self.polyline_mask, 0.0)
+
+    def coverage(self, mask: Tensor) -> Tensor:
+        return (mask.bool() & ~self.polyline_mask).float()
+
+    @staticmethod
+    def concat(layouts: list[PolylineLayout]) -> PolylineLayout:
+        """The scenes of several batches, padded to the most polylines and vectors of any."""
+        p = max(lay.polyline_mask.shape[1] for lay in layouts)
+        v = max(lay.vector_mask.shape[2] for lay in layouts)
+        poly = [F.pad(lay.polyline_mask, (0, p - lay.polyline_mask.shape[1]), value=True) for lay in layouts]
+        vec = [F.pad(lay.vector_mask, (0, v - lay.vector_mask.shape[2], 0, p - lay.vector_mask.shape[1]),
+                     value=True) for lay in layouts]
+        return PolylineLayout(torch.cat(poly), torch.cat(vec))
+
+    def take(self, k: int) -> PolylineLayout:
+        return PolylineLayout(self.polyline_mask[:k], self.vector_mask[:k])
+
+    def reference(self, inputs: Tensor) -> tuple[str, Tensor]:
+        """``focal-proximity``: minus the distance from the focal agent's last observed position
+        (the frame's origin) to the polyline's nearest vector end (where it is, nothing else)."""
+        from ..data.motion.vectorize import FEATURES
+
+        x, y = FEATURES.index("x_end"), FEATURES.index("y_end")
+        ends = inputs.detach().float().cpu()[..., [x, y]]
+        dist = ends.norm(dim=-1).masked_fill(self.vector_mask.cpu(), float("inf")).amin(dim=-1)
+        return FOCAL_PROXIMITY, (-dist).masked_fill(self.polyline_mask.cpu(), 0.0)
+
+    def draw(self, ax: Any, example: Tensor, values: Tensor | None = None, cmap: str = "viridis",
+             index: int = 0) -> None:
+        """One scene's polylines ``(P, V, F)`` in the focal frame: coloured by polyline type when
+        ``values`` is None, else by the per-polyline values ``(P,)`` in [0, 1] (NaN: drawn black,
+        e.g. the focal track, which a relevance map does not score). ``index`` is the scene's row
+        in this layout (its masks)."""
+        import matplotlib.pyplot as plt
+
+        from ..data.motion.vectorize import FEATURES
+
+        x0, y0, x1, y1 = (FEATURES.index(n) for n in ("x_start", "y_start", "x_end", "y_end"))
+        types = [FEATURES.index(f"type_{n}") for n in ("focal", "agent", "av", "lane")]
+        palette = ("black", "tab:blue", "tab:purple", "0.6")  # focal, agent, av, lane
+        colours = plt.get_cmap(cmap)
+        real = ~self.polyline_mask[index]
+        for p in torch.nonzero(real).flatten().tolist():
+            v = example[p, ~self.vector_mask[index, p]].float()
+            if not len(v):
+                continue
+            xs = torch.stack([v[:, x0], v[:, x1]]).numpy()
+            ys = torch.stack([v[:, y0], v[:, y1]]).numpy()
+            if values is None:
+                colour = palette[int(v[0, types].argmax())]
+            else:
+                colour = "black" if values[p].isnan() else colours(float(values[p]))
+            ax.plot(xs, ys, color=colour, linewidth=2.5 if p == 0 else 1.5, solid_capstyle="round")
+        ax.set_aspect("equal", adjustable="datalim")
+
+
 def concat_layouts(layouts: list[Layout]) -> Layout:
     """One layout for the examples of several batches, in order (``concat`` of the layout's
     class; a layout without it must be the same for every batch)."""
@@ -259,9 +365,10 @@ def layout_of(model: nn.Module, batch: Any = None, host_kind: str | None = None)
     kind = host_kind or getattr(model, HOST_KIND_ATTR, "timm-vit")
     layout = HOSTS.get(kind).get("layout")
     if layout is None:
-        raise ValueError(f"host {host_kind!r} declares no token layout; register it with layout=...")
+        raise ValueError(f"host {kind!r} declares no token layout; register it with layout=...")
     return layout(model, batch)
 
 
-__all__ = ["Layout", "GridLayout", "PointGroupLayout", "layout_of", "patch_tokens", "concat_layouts",
-           "take_layout", "reference_map", "draw_example", "PATCH_INTENSITY", "CENTRE_PROXIMITY"]
+__all__ = ["Layout", "GridLayout", "PointGroupLayout", "PolylineLayout", "layout_of", "patch_tokens", "concat_layouts",
+           "take_layout", "reference_map", "draw_example", "PATCH_INTENSITY", "CENTRE_PROXIMITY",
+           "FOCAL_PROXIMITY"]

@@ -13,7 +13,8 @@ class AnalyzeOptions:
     Args:
         checkpoint: file under ``RUN_DIR/checkpoints/``.
         data: a dataset with masks (default: the run's own); root: its folder.
-        split: where mIoU is measured; calib_split: where fixed thresholds are chosen.
+        split: where mIoU is measured (None: ``test``; a motion run's validation split);
+            calib_split: where fixed thresholds are chosen.
         num_images, num_calib: how many samples (num_calib None: as many as num_images).
         batch_size: samples per forward pass.
         maps: map kinds (l2, freq, attn).
@@ -26,7 +27,7 @@ class AnalyzeOptions:
     checkpoint: str = "last.ckpt"
     data: str | None = None
     root: str | None = None
-    split: str = "test"
+    split: str | None = None
     calib_split: str = "val"
     num_images: int = 256
     num_calib: int | None = None
@@ -45,9 +46,9 @@ class AnalyzeOptions:
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise ValueError(f"--{name.replace('_', '-')}={value} must be positive")
-        if self.split == self.calib_split:
+        if (self.split or "test") == self.calib_split:
             raise ValueError(
-                f"--split and --calib-split are both {self.split!r}: the fixed threshold would be "
+                f"--split and --calib-split are both {self.calib_split!r}: the fixed threshold would be "
                 "chosen on the images it is scored on; use e.g. --split test --calib-split val"
             )
 

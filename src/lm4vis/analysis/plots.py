@@ -67,19 +67,34 @@ def plot_grid(
     columns.append((f"{labels[0]} mask (t={run_threshold:g})", "mask",
                     (dense(run, run_map) >= run_threshold).float()))
 
-    fig, axes = plt.subplots(k, len(columns), figsize=(1.9 * len(columns), 1.9 * k + 0.4),
-                             squeeze=False)
+    # A wide panel (a video's frames side by side) goes one per row, its title on the left: each
+    # example is a block of rows (clip, mask, maps), frames across, as the paper's Fig. 5.
+    shape = run.images.shape  # (B, C, T, H, W) for clips
+    aspect = shape[2] * shape[4] / shape[3] if len(shape) == 5 else 1.0
+    if aspect > 2:
+        fig, grid = plt.subplots(k * len(columns), 1, figsize=(1.0 + 0.9 * aspect, 0.95 * k * len(columns)),
+                                 squeeze=False)
+        axes = grid[:, 0].reshape(k, len(columns))
+    else:
+        fig, axes = plt.subplots(k, len(columns), figsize=(1.9 * len(columns), 1.9 * k + 0.4), squeeze=False)
     for j, (title, kind, data) in enumerate(columns):
         for i in range(k):
             ax = axes[i, j]
+            if aspect > 2:
+                ax.set_ylabel(f"clip {i + 1}" if j == 0 else title, fontsize=6, rotation=0, ha="right", va="center")
             if kind == "image":
                 draw_example(layout, ax, run.images[i])
             else:
                 draw_example(layout, ax, run.images[i], data[i], "inferno" if kind == "map" else "gray")
             ax.set_xticks([])
             ax.set_yticks([])
-        axes[0, j].set_title(title, fontsize=7)
+        if aspect <= 2:
+            axes[0, j].set_title(title, fontsize=7)
+    if aspect > 2:
+        fig.suptitle(getattr(layout, "input_title", "clips"), fontsize=7)
     fig.tight_layout()
+    if aspect > 2:
+        fig.subplots_adjust(left=max(fig.subplotpars.left, 1.6 / fig.get_figwidth()))  # room for the row titles
     path = Path(path)
     fig.savefig(path, dpi=110)
     plt.close(fig)

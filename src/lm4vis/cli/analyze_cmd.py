@@ -19,7 +19,15 @@ masks are per point: e.g. a point-bert run on shapes3d).
 
 Writes analysis.md, analysis.json, grid.png (image or x-y projected cloud, mask, maps,
 pseudo-masks) and
-activation_hist.png (token L2 norms of foreground vs background tokens, per stage)."""
+activation_hist.png (token L2 norms of foreground vs background tokens, per stage).
+
+Motion runs (host vectornet) are analysed by the analysis their host registers: each polyline
+token's L2 norm (and the focal token's LM attention) per stage, scored per validation scene by
+whether the polylines that decide the focal agent's future (the simulator's ground truth: the
+lanes it drives, the agent it follows, the one it yields to) outscore the rest (AUROC, top-1),
+for the run and --against, paired by scene, next to closeness to the focal agent (geometry
+alone) and chance. Writes analysis.md, analysis.json and scenes.png (scenes drawn with every
+polyline coloured by its token's score, run next to baseline)."""
 
 EPILOG = """\
 examples:
@@ -27,6 +35,7 @@ examples:
       --against out/analysis/cluttered-fashion-mnist-baseline-s0
   lm4vis analyze RUN --data cluttered-animal-mnist --num-images 500
   lm4vis analyze RUN --data masks-folder --root my_images/ --split test --calib-split val
+  lm4vis analyze runs/motion/frozen-lm-s0 --against runs/motion/baseline-s0 --num-examples 4
 
 masks-folder: ROOT/images/<name>.png with ROOT/masks/<name>.png (nonzero = foreground); see
 docs/analysis.md for the definitions of every map and protocol."""
@@ -48,11 +57,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="dataset with masks (cluttered-fashion-mnist, cluttered-animal-mnist, "
                    "masks-folder); default: the run's own dataset")
     p.add_argument("--root", help="dataset folder (masks-folder needs one)")
-    p.add_argument("--split", default="test", help="split the mIoU is measured on (default: test)")
+    p.add_argument("--split", default=None,
+                   help="split the mIoU is measured on (default: test; a motion run: its validation split)")
     p.add_argument("--calib-split", default="val",
                    help="held-out split the fixed thresholds are chosen on (default: val)")
     p.add_argument("--num-images", type=int, default=256, metavar="N",
-                   help="images measured (default: 256)")
+                   help="images measured (motion: scenes; default: 256)")
     p.add_argument("--num-calib", type=int, default=None, metavar="N",
                    help="calibration images (default: as many as --num-images)")
     p.add_argument("--batch-size", type=int, default=64, help="images per forward pass (default: 64)")
@@ -84,12 +94,8 @@ def run(args: argparse.Namespace) -> int:
         num_examples=args.num_examples, seed=args.seed, out=args.out,
     )
     from ..analysis.api import analyze_runs  # torch: only once the options are sound
-    from ..analysis.report import deltas_table, rows_table, summary_rows
 
     result = analyze_runs(args.run_dir, args.against, opts)
-    print(rows_table(summary_rows(result["rows"])))
-    if result["deltas"]:
-        print()
-        print(deltas_table(result["deltas"]))
-    print(f"\nwrote {result['out']}/ (analysis.md, analysis.json, grid.png, activation_hist.png)")
+    print(result["text"])
+    print(f"\nwrote {result['out']}/ ({', '.join(result['files'])})")
     return 0

@@ -164,16 +164,21 @@ def print_summary(summary: dict[str, Any], as_json: bool = False) -> None:
     if step:
         print(f"speed      {step * 1000:.1f} ms/step  {summary.get('samples_per_s', 0):.0f} samples/s  "
               f"({summary.get('threads')} threads)")
+    for note in summary.get("data_notes") or []:
+        print(f"data       {note}")
     skipped = _skipped_counts(summary.get("skipped") or {})
     if skipped:
         print(f"skipped    {skipped}  (details: summary.json, section skipped)")
 
 
 def _skipped_counts(skipped: dict[str, Any]) -> str:
-    """``train: nonfinite-coordinates=1; pipeline: unreadable-ply=2`` from a summary's ``skipped``."""
+    """``train: nonfinite-coordinates=1; while reading train: unreadable-ply=2`` from a summary's
+    ``skipped`` (each bad item once)."""
     parts = [f"{split}: " + ", ".join(f"{k}={v}" for k, v in log_["counts"].items())
              for split, log_ in (skipped.get("indexing") or {}).items() if log_.get("counts")]
-    pipeline = skipped.get("pipeline") or {}
-    if pipeline:
-        parts.append("while reading: " + ", ".join(f"{k}={v}" for k, v in pipeline.items()))
+    for split, counts in (skipped.get("pipeline") or {}).items():
+        if isinstance(counts, dict):
+            parts.append(f"while reading {split}: " + ", ".join(f"{k}={v}" for k, v in counts.items()))
+        else:  # a summary of before: {reason: count} over every epoch
+            parts.append(f"while reading: {split}={counts}")
     return "; ".join(parts)

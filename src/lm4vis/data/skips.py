@@ -9,14 +9,21 @@ Problems found while indexing a dataset (in the main process) are counted on the
 `SkipLog`. Problems that only show when an item is read (a video that fails to decode) happen
 in DataLoader workers, whose counters the main process never sees: there ``__getitem__``
 returns a `Skipped` marker, and `drop_skipped` (called by the task's collate) removes the
-markers and reports their reasons in the batch, where the engine adds them up.
+markers and reports their reasons in the batch.
+
+The run summary counts *distinct items*, by split and reason, however many epochs (or
+validation passes, or resumes) read them again: the engine's loaders stamp each marker with the
+item's index (`with_key`), report the stamped keys beside the batch's counts
+(``batch[SKIPPED_ITEMS]``, `item_keys`), and the engine keeps the set of keys per reason. A
+count a collate makes without a marker (no key to tell items apart) is taken per pass over the
+data: the largest count of any one epoch.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 log = logging.getLogger(__name__)
@@ -90,12 +97,23 @@ class SkipLog:
                 "examples": {k: list(v) for k, v in self.examples.items()}}
 
 
+#: Batch key under which the engine's loaders report the stamped keys of skipped items.
+SKIPPED_ITEMS = "skipped_items"
+
+
 @dataclass(frozen=True)
 class Skipped:
-    """Returned by ``__getitem__`` in place of an item that turned out unreadable."""
+    """Returned by ``__getitem__`` in place of an item that turned out unreadable.
+
+    Args:
+        reason: short key the skip is counted under.
+        detail: which file or sample, and what is wrong with it.
+        key: the item's index in its split; the engine's loaders set it (`with_key`).
+    """
 
     reason: str
     detail: str
+    key: Any = None
 
 
 class Counted(dict):
@@ -107,9 +125,87 @@ class Counted(dict):
         reason: short key, e.g. ``short-clip-padded``.
     """
 
-    def __init__(self, item: dict[str, Any], reason: str) -> None:
+    def __init__(self, item: dict[str, Any], reason: str, key: Any = None) -> None:
         super().__init__(item)
         self.reason = reason
+        self.key = key  # the item's index in its split; the engine's loaders set it (`with_key`)
+
+    def __reduce__(self) -> Any:  # to and from DataLoader workers with reason and key
+        return (Counted, (dict(self), self.reason, self.key))
+
+
+def with_key(item: Any, key: Any) -> Any:
+    """``item`` with ``key`` (its index in the split) stamped on it when it is a `Skipped` or
+    `Counted` marker; any other item unchanged. The marker is copied: a dataset that keeps its
+    items in memory keeps them as they were."""
+    if isinstance(item, Skipped):
+        return replace(item, key=key)
+    if isinstance(item, Counted):
+        return Counted(item, item.reason, key)
+    return item
+
+
+def item_keys(items: list[Any]) -> dict[str, list[Any]]:
+    """The stamped keys of the markers among ``items``, by reason (markers without one left out)."""
+    keys: dict[str, list[Any]] = {}
+    for item in items:
+        if isinstance(item, (Skipped, Counted)) and item.key is not None:
+            keys.setdefault(item.reason, []).append(item.key)
+    return keys
+
+
+class SkipCounter:
+    """Distinct skipped items of a run, by split and reason (see the module docstring).
+
+    ``add`` takes a batch's ``skipped`` counts and stamped keys; ``end_pass`` closes an epoch
+    (or a validation pass) for the counts that came without keys. Its state is plain lists and
+    ints, so that it rides in a checkpoint read with ``weights_only=True``.
+    """
+
+    def __init__(self) -> None:
+        self.keys: dict[str, dict[str, set]] = {}
+        self.best_pass: dict[str, Counter] = {}
+        self._pass: dict[str, Counter] = {}
+
+    def add(self, split: str, counts: dict[str, int], keys: dict[str, list[Any]] | None = None) -> None:
+        keys = keys or {}
+        for reason, n in counts.items():
+            stamped = keys.get(reason, [])
+            self.keys.setdefault(split, {}).setdefault(str(reason), set()).update(stamped)
+            unkeyed = int(n) - len(stamped)
+            if unkeyed > 0:
+                self._pass.setdefault(split, Counter())[str(reason)] += unkeyed
+
+    def end_pass(self, split: str) -> None:
+        done = self._pass.pop(split, Counter())
+        best = self.best_pass.setdefault(split, Counter())
+        for reason, n in done.items():
+            best[reason] = max(best[reason], n)
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """``{split: {reason: distinct items}}``, splits and reasons with nothing left out."""
+        out: dict[str, dict[str, int]] = {}
+        for split in sorted(set(self.keys) | set(self.best_pass) | set(self._pass)):
+            pending = self._pass.get(split, Counter())
+            reasons = set(self.keys.get(split, {})) | set(self.best_pass.get(split, {})) | set(pending)
+            row = {r: len(self.keys.get(split, {}).get(r, ()))
+                   + max(self.best_pass.get(split, Counter())[r], pending[r]) for r in sorted(reasons)}
+            row = {r: n for r, n in row.items() if n}
+            if row:
+                out[split] = row
+        return out
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"keys": {s: {r: sorted(k, key=repr) for r, k in rs.items()} for s, rs in self.keys.items()},
+                "best_pass": {s: dict(c) for s, c in self.best_pass.items()},
+                "pass": {s: dict(c) for s, c in self._pass.items()}}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state and "keys" not in state:  # a checkpoint of before: {reason: count} over the run
+            state = {"best_pass": {"train": state}}
+        self.keys = {s: {r: set(k) for r, k in rs.items()} for s, rs in state.get("keys", {}).items()}
+        self.best_pass = {s: Counter(c) for s, c in state.get("best_pass", {}).items()}
+        self._pass = {s: Counter(c) for s, c in state.get("pass", {}).items()}
 
 
 def drop_skipped(items: list[Any]) -> tuple[list[Any], dict[str, int]]:
@@ -128,4 +224,4 @@ def drop_skipped(items: list[Any]) -> tuple[list[Any], dict[str, int]]:
 
 
 __all__ = ["Policy", "POLICIES", "BadInputError", "SkipLog", "Skipped", "Counted", "drop_skipped",
-           "check_policy"]
+           "check_policy", "with_key", "item_keys", "SkipCounter", "SKIPPED_ITEMS"]

@@ -171,7 +171,9 @@ register_host(
 register_host(
     "vectornet", config=VectorNetHostConfig, builder="lm4vis.hosts.vectornet:build_vectornet",
     stages="lm4vis.hosts.vectornet:vectornet_stages", check_data="lm4vis.hosts.vectornet:check_data",
-    describe="lm4vis.hosts.vectornet:describe",
+    describe="lm4vis.hosts.vectornet:describe", layout="lm4vis.hosts.vectornet:vectornet_layout",
+    # `lm4vis analyze` on a motion run: polyline relevance, not pseudo-mask mIoU
+    analysis="lm4vis.analysis.motion:analyze_motion",
 )
 
 __all__ = ["VARIANTS", "ATTENTION_IMPLS", "FINAL_NORMS", "VECTORNET_DECODERS", "VECTORNET_TRAJECTORIES", "BlockConfig", "HostConfig",

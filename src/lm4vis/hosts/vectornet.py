@@ -363,6 +363,22 @@ def vectornet_stages(model: nn.Module) -> dict[str, tuple[str, str]]:
     return {"last_block": (f"blocks.{len(model.blocks) - 1}", "output"), "post_norm": ("norm", "output")}
 
 
+def vectornet_layout(model: nn.Module, batch: Any) -> Any:
+    """The token layout of a motion batch for the analysis: one token per polyline, padded as
+    the batch is (`lm4vis.analysis.layout.PolylineLayout`).
+
+    Args:
+        model: the host (its tokens are the batch's polylines, in order; no prefix tokens).
+        batch: a motion batch (`lm4vis.data.motion.collate`).
+    """
+    from ..analysis.layout import PolylineLayout
+
+    if not isinstance(batch, dict) or "polyline_mask" not in batch:
+        raise ValueError("the vectornet layout needs a motion batch (a dict with polyline_mask and "
+                         f"vector_mask); got {type(batch).__name__}")
+    return PolylineLayout(batch["polyline_mask"].cpu(), batch["vector_mask"].cpu())
+
+
 __all__ = ["DECODERS", "REGRESSIONS", "TRAJECTORIES", "VectorNetConfig", "VectorNet", "SubGraph", "SubGraphLayer",
            "MLPDecoder", "QueryDecoder", "forecasting_loss", "build_vectornet", "check_data", "describe",
-           "vectornet_stages"]
+           "vectornet_stages", "vectornet_layout"]

@@ -8,6 +8,10 @@ Each rank of a distributed run takes every ``world_size``-th item of the same pe
 What the data module needs from a dataset is its *data source* (`DataSource`), built by the
 dataset's registered builder from the run config; how samples become a batch is the task's
 (``task.collate``: padding, masks).
+
+Skipped items are counted once each, however often they are read: the loaders stamp every
+`Skipped` / `Counted` marker with its index in the split (`KeyedItems`) and report the keys
+beside the batch (`KeyedCollate`), whatever the task's collate does with the markers.
 """
 
 from __future__ import annotations
@@ -21,8 +25,9 @@ from typing import Any, Protocol
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
 
+from ..data.skips import SKIPPED_ITEMS, item_keys, with_key
 from ..registry import DATASETS
 from .config import ConfigError, RunConfig
 from .seeding import seed_all, seed_for
@@ -39,6 +44,8 @@ class DataSource(Protocol):
         accepts_epoch: optional; True when the split datasets take ``(index, epoch)`` keys,
             so that per-item augmentation can be seeded by the epoch too.
         skips: optional `lm4vis.data.skips.SkipLog` of items skipped while indexing.
+        notes: optional list of sentences the run summary carries about the data (e.g. a
+            motion dataset without a map: "scenes are agents only").
 
     A source whose run must reload files it derived from the data (a vocabulary built from
     the training text) is registered with ``run_files=True``: its builder then takes
@@ -141,6 +148,44 @@ class EpochSampler(Sampler):
         return len(range(self.rank, self.num_items, self.world_size))
 
 
+class KeyedItems(Dataset):
+    """A split as the loaders read it: each skip marker stamped with its item's index
+    (`lm4vis.data.skips.with_key`), so that the engine counts every bad item once.
+
+    Args:
+        dataset: the split; indexed by ``i`` or, for sources that take the epoch, ``(i, epoch)``.
+    """
+
+    def __init__(self, dataset: Dataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, key: Any) -> Any:
+        index = key[0] if isinstance(key, tuple) else key
+        return with_key(self.dataset[key], int(index))
+
+
+class KeyedCollate:
+    """The task's collate, with the stamped keys of the batch's skip markers added to a dict
+    batch under `SKIPPED_ITEMS` (``{reason: [index, ...]}``).
+
+    Args:
+        collate: the task's collate (torch's default when None).
+    """
+
+    def __init__(self, collate: Any = None) -> None:
+        self.collate = collate if collate is not None else default_collate
+
+    def __call__(self, items: list[Any]) -> Any:
+        keys = item_keys(items)
+        batch = self.collate(items)
+        if keys and isinstance(batch, dict):
+            batch[SKIPPED_ITEMS] = keys
+        return batch
+
+
 class RunDataModule(L.LightningDataModule):
     """Train and validation loaders of one `RunConfig`.
 
@@ -233,17 +278,17 @@ class RunDataModule(L.LightningDataModule):
                 "data.batch_size"
             )
         # drop_last: every step has a full (even, for mixup) batch and ranks step together.
-        return DataLoader(self.train_set, batch_size=d.batch_size, sampler=sampler, drop_last=True,
+        return DataLoader(KeyedItems(self.train_set), batch_size=d.batch_size, sampler=sampler, drop_last=True,
                           num_workers=d.num_workers, persistent_workers=False,
-                          collate_fn=self.collate, worker_init_fn=_seed_worker)
+                          collate_fn=KeyedCollate(self.collate), worker_init_fn=_seed_worker)
 
     def val_dataloader(self) -> DataLoader:
         rank, world, _ = self._rank_world()
         sampler = EpochSampler(len(self.val_set), shuffle=False, rank=rank, world_size=world,
                                pad=False)
         d = self.cfg.data
-        return DataLoader(self.val_set, batch_size=d.eval_batch_size, sampler=sampler,
-                          num_workers=d.num_workers, collate_fn=self.collate)
+        return DataLoader(KeyedItems(self.val_set), batch_size=d.eval_batch_size, sampler=sampler,
+                          num_workers=d.num_workers, collate_fn=KeyedCollate(self.collate))
 
 
 def _seed_worker(worker_id: int) -> None:
@@ -269,5 +314,5 @@ def prepare_config(cfg: RunConfig, source: DataSource | None = None) -> RunConfi
     return resolve_fast_path(source.resolve())
 
 
-__all__ = ["DataSource", "EpochSampler", "RunDataModule", "build_source", "prepare_config",
+__all__ = ["DataSource", "EpochSampler", "KeyedItems", "KeyedCollate", "RunDataModule", "build_source", "prepare_config",
            "seed_all", "seed_for"]

@@ -3,20 +3,20 @@
 It owns what every task shares: the optimiser and schedule, per-step reseeding (so a resumed
 run repeats the uninterrupted one bit for bit), exact epoch metrics summed over batches and
 ranks (or computed from per-sample outputs gathered from every rank, for metrics that are not
-sums), counts of skipped samples, and a per-epoch history kept inside the checkpoints. What a
+sums), counts of skipped samples (distinct items by split and reason), and a per-epoch history kept inside the checkpoints. What a
 batch is, how it reaches the model and what is measured is the task's (`lm4vis.tasks.Task`).
 """
 
 from __future__ import annotations
 
 import math
-from collections import Counter
 from typing import Any
 
 import lightning as L
 import torch
 from torch import Tensor, nn
 
+from ..data.skips import SKIPPED_ITEMS, SkipCounter
 from ..tasks.base import Task
 from .config import OptimConfig
 from .optim import build_optimizer
@@ -44,8 +44,8 @@ class LitModel(L.LightningModule):
         self._train_sums: dict[str, Tensor] = {}
         self._val_sums: dict[str, Tensor] = {}
         self._val_outputs: dict[str, list[Tensor]] = {}
-        #: samples the data pipeline skipped (unreadable files...), by reason, over the run
-        self.skipped: Counter = Counter()
+        #: items the data pipeline skipped (unreadable files...), each counted once by split and reason
+        self.skips = SkipCounter()
 
     def forward(self, x: Any) -> Any:
         return self.model(x)
@@ -57,7 +57,7 @@ class LitModel(L.LightningModule):
         seed_all(seed_for(self.seed, self.current_epoch, batch_idx, self.global_rank, 1))
 
     def training_step(self, batch: Any, batch_idx: int) -> Tensor:
-        self._count_skipped(batch)
+        self._count_skipped(batch, "train")
         outputs, targets = self.task.forward(self.model, batch, train=True)
         loss = self.task.loss(outputs, targets, train=True)
         n = self.task.batch_size(batch)
@@ -71,14 +71,20 @@ class LitModel(L.LightningModule):
         _add(self._train_sums, sums)
         return loss
 
-    def _count_skipped(self, batch: Any) -> None:
+    def _count_skipped(self, batch: Any, split: str) -> None:
         if isinstance(batch, dict) and batch.get("skipped"):
-            self.skipped.update({str(k): int(v) for k, v in batch["skipped"].items()})
+            self.skips.add(split, {str(k): int(v) for k, v in batch["skipped"].items()}, batch.get(SKIPPED_ITEMS))
+
+    @property
+    def skipped(self) -> dict[str, dict[str, int]]:
+        """Distinct items skipped so far, ``{split: {reason: count}}`` (`SkipCounter.counts`)."""
+        return self.skips.counts()
 
     def on_train_epoch_start(self) -> None:
         self._train_sums = {}
 
     def on_train_epoch_end(self) -> None:
+        self.skips.end_pass("train")
         totals = self._reduce(self._train_sums)
         if not totals:
             return
@@ -99,7 +105,7 @@ class LitModel(L.LightningModule):
         self._val_outputs = {}
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
-        self._count_skipped(batch)
+        self._count_skipped(batch, "val")
         outputs, targets = self.task.forward(self.model, batch, train=False)
         _add(self._val_sums, self.task.batch_sums(outputs, targets))
         per_sample = self.task.batch_outputs(outputs, targets)
@@ -107,6 +113,7 @@ class LitModel(L.LightningModule):
             self._val_outputs.setdefault(k, []).append(v.detach())
 
     def on_validation_epoch_end(self) -> None:
+        self.skips.end_pass("val")
         totals = self._reduce(self._val_sums)
         if not totals or self.trainer.sanity_checking:
             return
@@ -175,14 +182,15 @@ class LitModel(L.LightningModule):
     # -- checkpoint extras -----------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["lm4vis_history"] = list(self.history)
-        checkpoint["lm4vis_skipped"] = dict(self.skipped)
+        checkpoint["lm4vis_skipped"] = self.skips.state_dict()
         # The epoch's sums so far: a run stopped inside an epoch resumes them (Lightning does
         # not call on_train_epoch_start for the rest of a restarted epoch).
         checkpoint["lm4vis_train_sums"] = {k: v.detach().cpu() for k, v in self._train_sums.items()}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.history = list(checkpoint.get("lm4vis_history", []))
-        self.skipped = Counter(checkpoint.get("lm4vis_skipped", {}))
+        self.skips = SkipCounter()
+        self.skips.load_state_dict(checkpoint.get("lm4vis_skipped", {}))
         self._train_sums = {k: v.to(self.device) for k, v in checkpoint.get("lm4vis_train_sums", {}).items()}
 
 

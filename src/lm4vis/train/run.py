@@ -440,7 +440,8 @@ def _summary(
 
     blocks = {name: att.block for name, att in find_attachments(model).items()}
     describe = HOSTS.get(cfg.host.kind).get("describe")
-    skipped = {"pipeline": dict(lit.skipped), "indexing": dm.skips() if dm.train_set is not None else {}}
+    # Each bad item once, by split and reason: while reading (`LitModel.skips`), while indexing.
+    skipped = {"pipeline": lit.skipped, "indexing": dm.skips() if dm.train_set is not None else {}}
     return {
         "status": status,
         "error": error,
@@ -477,6 +478,7 @@ def _summary(
         "fast_path": fast_path_notes(cfg),
         "threads": torch.get_num_threads(),
         "skipped": skipped,
+        "data_notes": list(getattr(dm.source, "notes", None) or []),
         "wall_time_s": wall,
         "versions": {"torch": torch.__version__, "lightning": L.__version__,
                      "python": platform.python_version()},

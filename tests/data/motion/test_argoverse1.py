@@ -10,7 +10,7 @@ import torch
 from motion_files import ARGOVERSE_HEADER, T0, Track, argoverse_scene, track_id, write_argoverse_csv, write_vector_map
 
 from lm4vis.data.base import DatasetNotFoundError
-from lm4vis.data.motion import FEATURES, Argoverse1, Argoverse1Config, collate, to_world
+from lm4vis.data.motion import FEATURES, Argoverse1, Argoverse1DataConfig, collate, to_world
 from lm4vis.data.motion.vectorize import AGENT, AV, FOCAL, LANE
 from lm4vis.data.skips import BadInputError, Skipped
 
@@ -19,7 +19,7 @@ MAP = "map_files/pruned_argoverse_PIT_10314_vector_map.xml"
 
 
 def _dataset(root: Path, split: str = "val", **kw) -> Argoverse1:
-    return Argoverse1(Argoverse1Config(root=str(root), split=split, **kw))
+    return Argoverse1(Argoverse1DataConfig(root=str(root), **kw), split)
 
 
 def _files(root: Path) -> set[Path]:
@@ -172,7 +172,7 @@ def test_more_agents_than_max_agents_keeps_the_nearest(tmp_path):
     assert item["dropped_agents"] == 4  # 7 others (6 parked + the AV at 20 m), 3 kept
     lateral = [v[~m][-1, COL["y_end"]].item() for v, m in zip(item["vectors"][1:], item["vector_mask"][1:])]
     np.testing.assert_allclose(lateral, [5.0, 10.0, 15.0], atol=1e-4)
-    assert collate([item])["skipped"] == {"agents-beyond-max_agents": 4}
+    assert collate([item])["skipped"] == {"agents-beyond-max_agents": 1}  # the scene, counted once
 
 
 def test_files_that_are_no_sequence_are_counted(tmp_path):
@@ -209,15 +209,19 @@ def test_a_city_without_its_map_is_named(tmp_path):
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    (dict(root=""), "needs root"),
+    (dict(root=""), "data.root must name"),
     (dict(root="x", on_nan="ignore"), "skip or fail"),
     (dict(root="x", on_bad_focal="drop"), "skip or fail"),
-    (dict(root="x", split="dev"), "unknown split"),
     (dict(root="x", max_agents=0), "max_agents"),
 ])
 def test_config_errors(kwargs, message):
     with pytest.raises(ValueError, match=message):
-        Argoverse1Config(**kwargs)
+        Argoverse1DataConfig(**kwargs)
+
+
+def test_unknown_split_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="unknown split"):
+        _dataset(tmp_path, split="dev")
 
 
 def test_skips_found_in_workers_reach_the_batch(tmp_path):

@@ -7,7 +7,7 @@ import pytest
 from motion_files import write_eth_file
 
 from lm4vis.data.base import DatasetNotFoundError
-from lm4vis.data.motion import FEATURES, EthUcy, EthUcyConfig, collate
+from lm4vis.data.motion import FEATURES, EthUcy, EthUcyDataConfig, collate
 from lm4vis.data.skips import BadInputError
 
 COL = {name: i for i, name in enumerate(FEATURES)}
@@ -35,7 +35,7 @@ def _release(root, frame_step=10, sep="\t"):
 
 @pytest.mark.parametrize("frame_step, sep", [(10, "\t"), (6, "\t"), (10, " ")])
 def test_windows_and_items(tmp_path, frame_step, sep):
-    ds = EthUcy(EthUcyConfig(root=str(_release(tmp_path, frame_step, sep)), split="test"))
+    ds = EthUcy(EthUcyDataConfig(root=str(_release(tmp_path, frame_step, sep))), "test")
     # 24 steps hold 24 - 20 + 1 = 5 windows, each with two walkers seen throughout
     assert len(ds) == 10 and ds.info.hz == 2.5 and not ds.info.has_map
     item = ds[0]  # window 0, walker 1 walking +x at 1 m/s
@@ -52,12 +52,12 @@ def test_windows_and_items(tmp_path, frame_step, sep):
 
 def test_min_pedestrians_drops_lonely_windows(tmp_path):
     root = _release(tmp_path)
-    assert len(EthUcy(EthUcyConfig(root=str(root), split="train"))) == 0  # one walker throughout
-    assert len(EthUcy(EthUcyConfig(root=str(root), split="train", min_pedestrians=1))) == 1
+    assert len(EthUcy(EthUcyDataConfig(root=str(root)), "train")) == 0  # one walker throughout
+    assert len(EthUcy(EthUcyDataConfig(root=str(root), min_pedestrians=1), "train")) == 1
 
 
 def test_stride(tmp_path):
-    ds = EthUcy(EthUcyConfig(root=str(_release(tmp_path)), split="test", stride=2))
+    ds = EthUcy(EthUcyDataConfig(root=str(_release(tmp_path)), stride=2), "test")
     assert len(ds) == 6  # windows at steps 0, 2, 4
 
 
@@ -66,36 +66,36 @@ def test_bad_rows_skip_and_count_or_fail(tmp_path, line):
     root = _release(tmp_path)
     path = root / "eth/test/biwi_eth.txt"
     path.write_text(path.read_text() + line + "\n")
-    ds = EthUcy(EthUcyConfig(root=str(root), split="test"))
+    ds = EthUcy(EthUcyDataConfig(root=str(root)), "test")
     assert len(ds) == 10 and ds.skips.to_dict()["counts"] == {"bad-row": 1}
     with pytest.raises(BadInputError, match=r"biwi_eth\.txt:\d+.*on_bad_row='skip'"):
-        EthUcy(EthUcyConfig(root=str(root), split="test", on_bad_row="fail"))
+        EthUcy(EthUcyDataConfig(root=str(root), on_bad_row="fail"), "test")
 
 
 def test_empty_file_is_counted(tmp_path):
     root = _release(tmp_path)
     (root / "eth/test/empty.txt").write_text("\n")
-    ds = EthUcy(EthUcyConfig(root=str(root), split="test"))
+    ds = EthUcy(EthUcyDataConfig(root=str(root)), "test")
     assert len(ds) == 10 and ds.skips.to_dict()["counts"] == {"empty-file": 1}
 
 
 def test_collate(tmp_path):
-    ds = EthUcy(EthUcyConfig(root=str(_release(tmp_path)), split="test"))
+    ds = EthUcy(EthUcyDataConfig(root=str(_release(tmp_path))), "test")
     batch = collate([ds[i] for i in range(4)])
     assert batch["vectors"].shape == (4, 3, 7, len(FEATURES)) and batch["skipped"] == {}
 
 
 def test_missing_release_says_where_it_looked(tmp_path):
     with pytest.raises(DatasetNotFoundError, match=r"hotel/val/\*\.txt.*download_data"):
-        EthUcy(EthUcyConfig(root=str(tmp_path), scene="hotel", split="val"))
+        EthUcy(EthUcyDataConfig(root=str(tmp_path), scene="hotel"), "val")
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    (dict(root=""), "needs root"),
+    (dict(root=""), "data.root must name"),
     (dict(root="x", scene="zara3"), "zara1, zara2"),
     (dict(root="x", obs_len=0), "obs_len"),
     (dict(root="x", on_bad_row="ignore"), "skip or fail"),
 ])
 def test_config_errors(kwargs, message):
     with pytest.raises(ValueError, match=message):
-        EthUcyConfig(**kwargs)
+        EthUcyDataConfig(**kwargs)

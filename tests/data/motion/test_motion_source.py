@@ -9,8 +9,8 @@ from motion_files import argoverse_scene, write_argoverse_csv, write_eth_file
 
 from lm4vis.data.configs import (ETH_UCY_SCENES, POLICIES, SIM_LAYOUTS, Argoverse1DataConfig, EthUcyDataConfig,
                                  SimTrafficDataConfig)
-from lm4vis.data.motion import LAYOUTS, SCENES, EthUcyConfig, SimTrafficConfig
-from lm4vis.data.motion.source import LimitedScenes, MotionSource, loader_config
+from lm4vis.data.motion import LAYOUTS, SCENES, SimTraffic
+from lm4vis.data.motion.source import LimitedScenes, MotionSource
 from lm4vis.data.skips import POLICIES as LOADER_POLICIES
 from lm4vis.registry import DATASETS
 from lm4vis.train.config import ConfigError, load_config
@@ -33,11 +33,12 @@ def test_each_dataset_types_its_section(name, cls, tmp_path):
 def test_simulator_options_reach_the_loader():
     cfg = load_config(None, [*BASE, "data.name=sim-traffic", "data.num_train=40", "data.num_val=12",
                              "data.data_seed=3", "data.layouts=[merge]", "data.other_agents=[1,2]"])
-    train, val = loader_config(cfg.data, "train"), loader_config(cfg.data, "val")
-    assert isinstance(train, SimTrafficConfig)
-    assert (train.num_scenes, val.num_scenes, train.seed, train.split, val.split) == (40, 12, 3, "train", "val")
-    assert train.layouts == ("merge",) and train.other_agents == (1, 2)
     source = MotionSource(cfg.replace({"data.limit_train": 10, "data.cache": False}))
+    train, val = source.split("train"), source.split("val")
+    # The loader reads the run's own data section: one declaration of every option.
+    assert isinstance(train, SimTraffic) and train.cfg is source.cfg.data and val.cfg is source.cfg.data
+    assert (len(train), len(val), train.options["seed"], train.split, val.split) == (40, 12, 3, "train", "val")
+    assert train.options["layouts"] == ["merge"] and train.options["other_agents"] == [1, 2]
     ds = source.dataset("train", train=True)
     assert isinstance(ds, LimitedScenes) and len(ds) == 10 and ds.skips is source.split("train").skips
     assert len(source.dataset("val", train=False)) == 12
@@ -93,7 +94,7 @@ def test_eth_ucy_holds_one_scene_out(tmp_path):
     cfg = load_config(None, [*BASE, "data.name=eth-ucy", f"data.root={tmp_path}", "data.scene=hotel",
                              "data.val_split=test"])
     source = MotionSource(cfg)
-    assert isinstance(source.split("train").cfg, EthUcyConfig) and source.split("train").cfg.scene == "hotel"
+    assert source.split("train").cfg is cfg.data and source.split("train").cfg.scene == "hotel"
     # one 20-step window per file, one item per walker seen throughout it
     assert len(source.dataset("train", True)) == 2 and len(source.dataset("test", False)) == 4
     assert source.info.obs_len == 8 and source.info.pred_len == 12 and not source.info.has_map
@@ -112,3 +113,12 @@ def test_keep_in_memory_reads_each_scene_once_per_process(monkeypatch):
     other = MotionSource(cfg.replace({"data.max_agents": 3})).dataset("train", train=True)
     with pytest.raises(pytest.fail.Exception, match="read again"):
         other[1]
+
+
+def test_each_loader_takes_the_config_its_dataset_is_registered_with():
+    """One declaration of every option: the loaders are built from the light configs themselves."""
+    from lm4vis.data.motion import DATASETS as LOADER_CONFIGS
+    from lm4vis.data.motion.source import LOADERS
+
+    for name, (config, loader) in LOADER_CONFIGS.items():
+        assert DATASETS.get(name).config is config and LOADERS[name] is loader, name

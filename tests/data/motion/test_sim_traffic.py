@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from lm4vis.data.motion import (FEATURES, GROUND_TRUTH_KEYS, LAYOUTS, MANEUVERS, SimTraffic, SimTrafficConfig,
+from lm4vis.data.motion import (FEATURES, GROUND_TRUTH_KEYS, LAYOUTS, MANEUVERS, SimTraffic, SimTrafficDataConfig,
                                 collate, focal_frame, to_world)
 from lm4vis.data.motion.sim_roads import MAJOR, MINOR, Road, SimLane, resample
 from lm4vis.data.motion.sim_traffic import (CAR_LENGTH, LATERAL_ACCEL, Drivers, build_route, conflicts_of,
@@ -20,8 +20,11 @@ def _equal(a: dict, b: dict) -> bool:
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-def _dataset(**kw) -> SimTraffic:
-    return SimTraffic(SimTrafficConfig(**{"num_scenes": 16, **kw}))
+def _dataset(split: str = "train", num_scenes: int = 16, seed: int = 0, **kw) -> SimTraffic:
+    """``num_scenes`` in the split; the options are a run's ``data`` section (no cache unless asked)."""
+    cfg = SimTrafficDataConfig(**{"num_train": num_scenes, "num_val": num_scenes, "data_seed": seed,
+                                  "cache": False, **kw})
+    return SimTraffic(cfg, split)
 
 
 def test_scene_depends_only_on_seed_split_and_index():
@@ -112,11 +115,15 @@ def test_items_are_cached_when_asked(_private_cache):
     (dict(partial_prob=1.5), "probability"),
     (dict(noise_std=-1.0), "noise_std"),
     (dict(obs_len=1), "obs_len"),
-    (dict(split="dev"), "unknown split"),
 ])
 def test_config_errors(kwargs, message):
     with pytest.raises(ValueError, match=message):
-        SimTrafficConfig(**kwargs)
+        SimTrafficDataConfig(**kwargs)
+
+
+def test_unknown_split_is_refused():
+    with pytest.raises(ValueError, match="unknown split"):
+        _dataset(split="dev")
 
 
 # -- the driving rules, on roads built by hand ---------------------------------------------------
@@ -180,7 +187,7 @@ def test_minor_road_yields_to_the_major_road():
 
 
 def test_generated_scenes_leave_the_history_and_future_where_the_road_is():
-    scene, truth = generate_scene(SimTrafficConfig(layouts=("curve",), noise_std=0.0), 3)
+    scene, truth = generate_scene(SimTrafficDataConfig(layouts=["curve"], noise_std=0.0), "train", 3)
     frame = focal_frame(scene.positions[0, : scene.obs_len], 1.0)
     lanes = np.concatenate([frame.to_local(lane.points) for lane in scene.lanes])
     track = frame.to_local(scene.positions[0])

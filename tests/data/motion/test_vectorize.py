@@ -9,7 +9,7 @@ import torch
 from lm4vis.data.cache import atomic_save_npz
 from lm4vis.data.motion import FEATURES, Lane, Scene, collate, vectorize
 from lm4vis.data.motion.vectorize import AGENT, AV, DROPPED_AGENTS, FOCAL, LANE, LEFT
-from lm4vis.data.skips import Skipped
+from lm4vis.data.skips import Counted, Skipped
 
 COL = {name: i for i, name in enumerate(FEATURES)}
 OBS, PRED, HZ = 5, 3, 10.0
@@ -96,10 +96,13 @@ def test_max_agents_keeps_the_nearest_and_counts_the_rest():
 def test_collate_pads_and_counts():
     a = _vectorize(_scene()).item
     b = _vectorize(_scene(extra_agents=2), max_agents=4).item
-    batch = collate([a, Skipped("nan-coordinates", "x.csv"), b, Skipped("nan-coordinates", "y.csv")])
+    assert int(b["dropped_agents"]) == 2
+    # The datasets return a scene that lost tracks as a Counted item: the scene is counted once.
+    batch = collate([a, Skipped("nan-coordinates", "x.csv"), Counted(b, DROPPED_AGENTS),
+                     Skipped("nan-coordinates", "y.csv")])
     p = max(len(a["polyline_type"]), len(b["polyline_type"]))
     assert batch["vectors"].shape == (2, p, 8, len(FEATURES))
-    assert batch["skipped"] == {"nan-coordinates": 2, DROPPED_AGENTS: 2}
+    assert batch["skipped"] == {"nan-coordinates": 2, DROPPED_AGENTS: 1}
     short = 0 if len(a["polyline_type"]) < p else 1
     n = len((a, b)[short]["polyline_type"])
     assert batch["polyline_mask"][short, n:].all() and not batch["polyline_mask"][short, :n].any()

@@ -212,3 +212,21 @@ def test_a_batch_feeds_transformers_videomae_after_one_transpose(small: MotionMN
     assert out.shape == (2, (info.num_frames // 2) * (info.image_size // 8) ** 2, 32)
     with pytest.raises(ValueError, match="channel dimension"):
         VideoMAEModel(config)(pixel_values=batch["video"])  # (B, C, T, H, W) as it is: refused
+
+
+def test_the_cache_returns_the_drawn_bytes_and_lives_in_the_cache_folder(
+        small: MotionMNIST, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LM4VIS_CACHE", str(tmp_path / "cache"))
+    cached = MotionMNIST("train", MotionMNISTConfig(**SMALL), with_masks=True, cache=True).limit(14)
+    assert _same(cached[5], small[5]) and _same(cached[13], small[13])
+    files = sorted(p.name for p in (tmp_path / "cache").rglob("*.npy"))
+    assert files == ["frames.npy", "ids.npy", "masks.npy", "visibility.npy"]
+    # A second dataset reads the files (no drawing): break the drawing to prove it.
+    again = MotionMNIST("train", MotionMNISTConfig(**SMALL), with_masks=True, cache=True).limit(14)
+    expected = small[9]
+    monkeypatch.setattr(MotionMNIST, "render", lambda *a, **k: (_ for _ in ()).throw(AssertionError("drawn")))
+    assert _same(again[9], expected)
+    # Other options are another cache: nothing stale is read.
+    other = MotionMNIST("train", MotionMNISTConfig(**SMALL, seed=1), cache=True).limit(14)
+    with pytest.raises(AssertionError, match="drawn"):
+        other[0]

@@ -28,7 +28,7 @@ def test_registered_with_typed_configs():
         assert DATASETS.get(name).config is cls
     cfg = load_config("video-demo", ["data.distractors=1", "host.num_frames=16"])
     assert type(cfg.data) is MotionMNISTDataConfig and cfg.data.distractors == 1
-    assert (cfg.data.num_frames, cfg.data.image_size, cfg.data.in_chans) == (16, 32, 1)  # from the host
+    assert (cfg.data.num_frames, cfg.data.image_size, cfg.data.in_chans) == (16, 24, 1)  # from the host
     with pytest.raises(ConfigError, match="on_bad_file='maybe' is unknown; choose one of skip, fail"):
         load_config("video-demo", ["data.on_bad_file=maybe"])
     with pytest.raises(ConfigError, match="data.num_frames=4 but host.num_frames=8"):
@@ -78,8 +78,8 @@ def test_a_truncated_file_and_a_short_clip_are_counted_in_the_run_summary(tmp_pa
     assert main(argv) == 0
     summary = json.loads((tmp_path / "runs" / "bad" / "summary.json").read_text())
     assert summary["status"] == "completed"
-    # counted where it happened, in the loader: one epoch of 2 batches (8 videos) saw each once
-    assert summary["skipped"]["pipeline"] == {"truncated": 1, "short-clip-padded": 1}
+    # counted where it happened, in the loader, by split: each bad video once
+    assert summary["skipped"]["pipeline"] == {"train": {"truncated": 1, "short-clip-padded": 1}}
     assert summary["steps"] == 2
 
 

@@ -33,10 +33,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..base import DatasetNotFoundError
+from ..base import DatasetNotFoundError, check_split
 from ..cache import atomic_save_npz, cache_dir
-from ..skips import BadInputError, SkipLog, Skipped, check_policy
-from .base import MotionConfig, MotionDataset, MotionInfo, bad_scene
+from ..configs import Argoverse1DataConfig
+from ..skips import BadInputError, SkipLog, Skipped
+from .base import MotionDataset, MotionInfo, bad_scene
 from .vectorize import AGENT, AV, FOCAL, LEFT, NO_TURN, RIGHT, Lane, Scene
 
 log = logging.getLogger(__name__)
@@ -56,35 +57,6 @@ CITY_IDS: dict[str, int] = {"PIT": 10314, "MIA": 10316}
 TURN_DIRECTIONS: dict[str, int] = {"NONE": NO_TURN, "LEFT": LEFT, "RIGHT": RIGHT}
 #: Bumped whenever processing changes, so no cache of an older version is read.
 FORMAT_VERSION = 1
-
-
-@dataclass
-class Argoverse1Config(MotionConfig):
-    """Argoverse 1.1 forecasting.
-
-    Args:
-        root: the folder holding ``train/``, ``val/`` and ``test_obs/`` as extracted.
-        map_root: the ``map_files`` folder of ``hd_maps.tar.gz``; None for agents only.
-        on_bad_focal: ``skip`` (count) or ``fail`` on a scene without exactly one AGENT track,
-            or whose AGENT misses an observed step (or, outside the test split, a future one).
-        on_nan: ``skip`` or ``fail`` on a scene with a non-finite TIMESTAMP, X or Y.
-        cache: keep processed scenes in the cache folder.
-        (split, max_agents, lane_radius, lane_piece_vectors, min_heading_distance: `MotionConfig`.)
-    """
-
-    root: str = ""
-    map_root: str | None = None
-    on_bad_focal: str = "skip"
-    on_nan: str = "skip"
-    cache: bool = True
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if not self.root:
-            raise ValueError("argoverse1 needs root=: the folder the forecasting_*_v1.1.tar.gz "
-                             "files were extracted into (it holds train/, val/, test_obs/)")
-        check_policy("on_bad_focal", self.on_bad_focal)
-        check_policy("on_nan", self.on_nan)
 
 
 class ArgoverseLanes:
@@ -253,12 +225,15 @@ class Argoverse1(MotionDataset):
     """Argoverse 1.1 forecasting scenes (see the module doc for the layout).
 
     Args:
-        cfg: the dataset's options.
+        cfg: the dataset's options: the ``data`` section of an ``argoverse1`` run
+            (`lm4vis.data.configs.Argoverse1DataConfig`: ``root``, ``map_root``, the bad-input
+            policies ``on_bad_focal`` and ``on_nan``, ``cache``, the vectorisation options).
+        split: ``train``, ``val`` or ``test`` (the test split has no futures).
     """
 
-    def __init__(self, cfg: Argoverse1Config) -> None:
-        self.cfg = cfg
-        folder, tarball = SPLIT_DIRS[cfg.split]
+    def __init__(self, cfg: Argoverse1DataConfig, split: str = "train") -> None:
+        self.cfg, self.split = cfg, check_split(split)
+        folder, tarball = SPLIT_DIRS[split]
         data_dir = Path(cfg.root).expanduser() / folder / "data"
         if not data_dir.is_dir():
             raise DatasetNotFoundError(
@@ -275,16 +250,13 @@ class Argoverse1(MotionDataset):
         if not self.files:
             raise DatasetNotFoundError(f"{NAME}: {data_dir} holds no <sequence id>.csv; extract {tarball} again")
         self.lanes = ArgoverseLanes(cfg.map_root) if cfg.map_root else None
-        self.info = MotionInfo(NAME, cfg.split, OBS_LEN, PRED_LEN, HZ, has_map=self.lanes is not None,
-                               has_future=cfg.split != "test")
-        self.cache = None
-        if cfg.cache:
-            self.cache = cache_dir(
-                NAME, data=str(data_dir.resolve()), map=self.lanes.fingerprint() if self.lanes else None,
-                max_agents=cfg.max_agents, lane_radius=cfg.lane_radius,
-                lane_piece_vectors=cfg.lane_piece_vectors, min_heading_distance=cfg.min_heading_distance,
-                version=FORMAT_VERSION,
-            )
+        self.info = MotionInfo(NAME, split, OBS_LEN, PRED_LEN, HZ, has_map=self.lanes is not None,
+                               has_future=split != "test")
+        self.options = dict(data=str(data_dir.resolve()), map=self.lanes.fingerprint() if self.lanes else None,
+                            max_agents=cfg.max_agents, lane_radius=cfg.lane_radius,
+                            lane_piece_vectors=cfg.lane_piece_vectors,
+                            min_heading_distance=cfg.min_heading_distance)
+        self.cache = cache_dir(NAME, **self.options, version=FORMAT_VERSION) if cfg.cache else None
 
     def __len__(self) -> int:
         return len(self.files)
@@ -339,5 +311,5 @@ class Argoverse1(MotionDataset):
                      self.info.has_future, lanes)
 
 
-__all__ = ["NAME", "COLUMNS", "OBJECT_TYPES", "SPLIT_DIRS", "CITY_IDS", "Argoverse1Config",
+__all__ = ["NAME", "COLUMNS", "OBJECT_TYPES", "SPLIT_DIRS", "CITY_IDS", "Argoverse1DataConfig",
            "Argoverse1", "ArgoverseLanes", "read_sequence", "read_vector_map"]

@@ -1,10 +1,16 @@
-"""What the motion datasets share: their description, their options, and one item pipeline.
+"""What the motion datasets share: their description and one item pipeline.
+
+Their options are the light configs of their registrations (`lm4vis.data.configs`:
+`MotionDataConfig` and a subclass per dataset), declared once: a dataset is built from a run's
+``data`` section and a split, ``SimTraffic(cfg.data, "val")``.
 
 Each dataset reads a `Scene` (``_scene``) in its own format and the base class turns it into an
 item with `vectorize` (``_item``, which a dataset may extend), kept as an ``.npz`` in the
 dataset's cache folder when it has one. Scenes found unusable while an item is read (possibly
 in a DataLoader worker) come back as `Skipped` markers that `collate` counts into
-``batch["skipped"]``; problems found while indexing are counted on ``skips``.
+``batch["skipped"]``, and a scene that lost tracks to ``max_agents`` as a `Counted` item (used,
+and counted once under ``agents-beyond-max_agents``); problems found while indexing are counted
+on ``skips``.
 """
 
 from __future__ import annotations
@@ -18,10 +24,10 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from ..base import check_split
 from ..cache import atomic_save_npz
-from ..skips import BadInputError, SkipLog, Skipped
-from .vectorize import FEATURES, POLYLINE_TYPES, Scene, Vectorized, collate, vectorize
+from ..configs import MotionDataConfig
+from ..skips import BadInputError, Counted, SkipLog, Skipped
+from .vectorize import DROPPED_AGENTS, FEATURES, POLYLINE_TYPES, Scene, Vectorized, collate, vectorize
 
 
 @dataclass(frozen=True)
@@ -60,36 +66,6 @@ class MotionInfo:
         return asdict(self)
 
 
-@dataclass
-class MotionConfig:
-    """Options every motion dataset has: which split, and how scenes become polylines.
-
-    Args:
-        split: ``train``, ``val`` or ``test``.
-        max_agents: most track polylines per item, the focal agent included; the nearest are
-            kept and the rest counted (``batch["skipped"]["agents-beyond-max_agents"]``).
-        lane_radius: metres around the focal agent within which lane pieces are kept.
-        lane_piece_vectors: lanes longer than this many vectors are split into pieces.
-        min_heading_distance: metres of travel the focal heading is measured over
-            (`frame.focal_frame`).
-    """
-
-    split: str = "train"
-    max_agents: int = 64
-    lane_radius: float = 50.0
-    lane_piece_vectors: int = 9
-    min_heading_distance: float = 1.0
-
-    def __post_init__(self) -> None:
-        check_split(self.split)
-        for name in ("max_agents", "lane_piece_vectors"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        for name in ("lane_radius", "min_heading_distance"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be positive (metres), got {getattr(self, name)}")
-
-
 def bad_scene(policy: str, dataset: str, reason: str, detail: str, fix: str) -> Skipped:
     """An unusable scene met while reading an item: raise `BadInputError` under ``fail``, else
     the `Skipped` marker that `collate` counts (a worker's own counters never reach the engine).
@@ -106,16 +82,24 @@ def bad_scene(policy: str, dataset: str, reason: str, detail: str, fix: str) -> 
     return Skipped(reason, detail)
 
 
+def _counted(item: dict[str, Tensor]) -> dict[str, Tensor]:
+    """A scene that lost tracks to ``max_agents`` is used, and counted once (`Counted`)."""
+    return Counted(item, DROPPED_AGENTS) if int(item.get("dropped_agents", 0)) else item
+
+
 class MotionDataset(Dataset):
     """Base of the motion datasets: items are dicts of tensors (`vectorize`'s module doc).
 
-    Subclasses set ``info``, ``cfg`` (a `MotionConfig`), ``skips`` and ``cache`` (a cache
-    folder for processed items, or None), and implement ``__len__`` and ``_scene`` (or
-    ``_item``, to add keys of their own).
+    Subclasses set ``info``, ``cfg`` (their `MotionDataConfig` subclass), ``split``,
+    ``options`` (what their items depend on: the key of the cache folder and of scenes kept in
+    memory), ``skips`` and ``cache`` (a cache folder for processed items, or None), and
+    implement ``__len__`` and ``_scene`` (or ``_item``, to add keys of their own).
     """
 
     info: MotionInfo
-    cfg: MotionConfig
+    cfg: MotionDataConfig
+    split: str
+    options: dict[str, Any]
     skips: SkipLog
     cache: Path | None = None
     collate = staticmethod(collate)
@@ -146,15 +130,15 @@ class MotionDataset(Dataset):
         cached = self.cache / self._cache_name(index) if self.cache is not None else None
         if cached is not None and cached.is_file():
             with np.load(cached, allow_pickle=False) as f:
-                return {key: torch.from_numpy(f[key]) for key in f.files}
+                return _counted({key: torch.from_numpy(f[key]) for key in f.files})
         item = self._item(index)
         if cached is not None and not isinstance(item, Skipped):  # a skip is re-read: cheap, rare
             atomic_save_npz(cached, **{key: value.numpy() for key, value in item.items()})
-        return item
+        return item if isinstance(item, Skipped) else _counted(item)
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(split={self.info.split!r}, scenes={len(self)}, "
                 f"has_map={self.info.has_map}, has_future={self.info.has_future})")
 
 
-__all__ = ["MotionInfo", "MotionConfig", "MotionDataset", "bad_scene"]
+__all__ = ["MotionInfo", "MotionDataConfig", "MotionDataset", "bad_scene"]

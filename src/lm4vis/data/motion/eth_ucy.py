@@ -22,52 +22,15 @@ from pathlib import Path
 
 import numpy as np
 
-from ..base import DatasetNotFoundError
-from ..skips import SkipLog, check_policy
-from .base import MotionConfig, MotionDataset, MotionInfo
+from ..base import DatasetNotFoundError, check_split
+from ..configs import EthUcyDataConfig
+from ..skips import SkipLog
+from .base import MotionDataset, MotionInfo
 from .vectorize import AGENT, FOCAL, Scene
 
 NAME = "eth-ucy"
 SCENES: tuple[str, ...] = ("eth", "hotel", "univ", "zara1", "zara2")
 HZ = 2.5
-
-
-@dataclass
-class EthUcyConfig(MotionConfig):
-    """ETH/UCY, one held-out scene.
-
-    Args:
-        root: the Social-GAN release's ``datasets`` folder.
-        scene: the held-out scene, one of `SCENES`.
-        obs_len, pred_len: observed and forecast steps (the protocol's 8 and 12: 3.2 s, 4.8 s).
-        stride: steps between consecutive windows.
-        min_pedestrians: a window is kept when at least this many pedestrians are seen
-            throughout it (Social-GAN's ``> min_ped`` with ``min_ped=1``).
-        on_bad_row: ``skip`` (count) or ``fail`` on a line that is not four finite numbers.
-        min_heading_distance: metres (a walker covers ~0.5 m per step).
-        (split, max_agents: `MotionConfig`; the lane options do not apply, there is no map.)
-    """
-
-    root: str = ""
-    scene: str = "eth"
-    obs_len: int = 8
-    pred_len: int = 12
-    stride: int = 1
-    min_pedestrians: int = 2
-    on_bad_row: str = "skip"
-    min_heading_distance: float = 0.2
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if not self.root:
-            raise ValueError("eth-ucy needs root=: the Social-GAN release's datasets folder "
-                             "(run its scripts/download_data.sh)")
-        if self.scene not in SCENES:
-            raise ValueError(f"scene={self.scene!r} is unknown; choose one of {', '.join(SCENES)}")
-        for name in ("obs_len", "pred_len", "stride", "min_pedestrians"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        check_policy("on_bad_row", self.on_bad_row)
 
 
 @dataclass(frozen=True)
@@ -82,12 +45,15 @@ class EthUcy(MotionDataset):
     """ETH/UCY windows, one item per pedestrian seen throughout a window.
 
     Args:
-        cfg: the dataset's options.
+        cfg: the dataset's options: the ``data`` section of an ``eth-ucy`` run
+            (`lm4vis.data.configs.EthUcyDataConfig`: ``root``, the held-out ``scene``, ``obs_len``,
+            ``pred_len``, ``stride``, ``min_pedestrians``, ``on_bad_row``, the vectorisation options).
+        split: ``train`` or ``val`` (the other four scenes' files), ``test`` (the held-out scene's).
     """
 
-    def __init__(self, cfg: EthUcyConfig) -> None:
-        self.cfg = cfg
-        folder = Path(cfg.root).expanduser() / cfg.scene / cfg.split
+    def __init__(self, cfg: EthUcyDataConfig, split: str = "train") -> None:
+        self.cfg, self.split = cfg, check_split(split)
+        folder = Path(cfg.root).expanduser() / cfg.scene / split
         files = sorted(folder.glob("*.txt")) if folder.is_dir() else []
         if not files:
             raise DatasetNotFoundError(
@@ -95,7 +61,9 @@ class EthUcy(MotionDataset):
                 "as datasets/<scene>/{train,val,test}/*.txt (its scripts/download_data.sh)"
             )
         self.skips = SkipLog(NAME)
-        self.info = MotionInfo(NAME, cfg.split, cfg.obs_len, cfg.pred_len, HZ, has_map=False, has_future=True)
+        self.info = MotionInfo(NAME, split, cfg.obs_len, cfg.pred_len, HZ, has_map=False, has_future=True)
+        self.options = dict(folder=str(folder.resolve()), **{k: getattr(cfg, k) for k in (
+            "obs_len", "pred_len", "stride", "min_pedestrians", "max_agents", "min_heading_distance")})
         self.recordings: list[_Recording] = []
         samples = []
         window = cfg.obs_len + cfg.pred_len
@@ -155,4 +123,4 @@ class EthUcy(MotionDataset):
                      track_type, cfg.obs_len, HZ, has_future=True)
 
 
-__all__ = ["NAME", "SCENES", "EthUcyConfig", "EthUcy"]
+__all__ = ["NAME", "SCENES", "EthUcyDataConfig", "EthUcy"]

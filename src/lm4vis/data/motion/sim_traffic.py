@@ -25,16 +25,17 @@ what decides the focal agent's future (keys in `SimTraffic`), for the analysis.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from ..base import SPLITS
+from ..base import SPLITS, check_split
 from ..cache import cache_dir
+from ..configs import SimTrafficDataConfig
 from ..skips import SkipLog
-from .base import MotionConfig, MotionDataset, MotionInfo
+from .base import MotionDataset, MotionInfo
 from .sim_roads import LANE_SPACING, LAYOUTS, Road, make_road
 from .vectorize import AGENT, FOCAL, LEFT, NO_TURN, RIGHT, Lane, Scene
 
@@ -43,7 +44,6 @@ MANEUVERS: tuple[str, ...] = ("keep", "straight", "left", "right", "merge")
 KEEP, STRAIGHT, TURN_LEFT, TURN_RIGHT, MERGE = range(len(MANEUVERS))
 #: Item keys the simulator adds to the shared ones.
 GROUND_TRUTH_KEYS: tuple[str, ...] = ("layout", "maneuver", "target_lane", "leader", "yield_to", "relevant")
-SPLIT_SIZES = {"train": 20_000, "val": 2_000, "test": 2_000}
 #: Bumped whenever the simulation changes, so no cache of an older version is read.
 FORMAT_VERSION = 1
 
@@ -68,58 +68,16 @@ STOP_BACK = 4.0  # a yielding agent stops this far before the conflict point
 WARMUP = 10  # steps simulated before the first observed one, so motion is under way
 
 
-@dataclass
-class SimTrafficConfig(MotionConfig):
-    """The simulator's options.
+#: The options a scene depends on (besides seed and split): the cache folder is keyed by them.
+SCENE_OPTIONS: tuple[str, ...] = (
+    "max_agents", "lane_radius", "lane_piece_vectors", "min_heading_distance", "layouts", "obs_len",
+    "pred_len", "hz", "other_agents", "noise_std", "partial_prob", "dropout_prob", "sensor_range",
+)
 
-    Args:
-        seed: scene ``i`` of a split depends only on ``(seed, split, i)``.
-        num_scenes: scenes in the split; `SPLIT_SIZES` when None.
-        layouts: the road layouts drawn from, uniformly (`sim_roads.LAYOUTS`).
-        obs_len, pred_len, hz: observed and future steps, and steps per second (Argoverse's
-            20, 30 and 10 by default).
-        other_agents: (min, max) number of agents spawned besides the focal one.
-        noise_std: metres of Gaussian noise on every observed position.
-        partial_prob: chance that another agent is seen over part of the observed window only.
-        dropout_prob: chance that another agent is missed at one observed step.
-        sensor_range: metres from the focal agent beyond which others are not seen.
-        cache: keep generated items in the cache folder (a scene costs ~20 ms of CPU to
-            simulate: worth it when training for many epochs).
-        (split, max_agents, lane_radius, lane_piece_vectors, min_heading_distance: `MotionConfig`.)
-    """
 
-    seed: int = 0
-    num_scenes: int | None = None
-    layouts: tuple[str, ...] = LAYOUTS
-    obs_len: int = 20
-    pred_len: int = 30
-    hz: float = 10.0
-    other_agents: tuple[int, int] = (2, 9)
-    noise_std: float = 0.05
-    partial_prob: float = 0.3
-    dropout_prob: float = 0.05
-    sensor_range: float = 80.0
-    cache: bool = False
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        self.layouts = tuple(self.layouts)
-        self.other_agents = tuple(self.other_agents)
-        unknown = [name for name in self.layouts if name not in LAYOUTS]
-        if unknown or not self.layouts:
-            raise ValueError(f"layouts={self.layouts!r}: choose from {', '.join(LAYOUTS)}")
-        if self.num_scenes is None:
-            self.num_scenes = SPLIT_SIZES[self.split]
-        if self.num_scenes < 1 or self.obs_len < 2 or self.pred_len < 1 or not self.hz > 0:
-            raise ValueError("num_scenes and pred_len must be at least 1, obs_len at least 2 and hz positive")
-        low, high = self.other_agents
-        if not 0 <= low <= high:
-            raise ValueError(f"other_agents={self.other_agents!r} must be (min, max) with 0 <= min <= max")
-        if self.noise_std < 0 or not self.sensor_range > 0:
-            raise ValueError("noise_std must be >= 0 and sensor_range positive (metres)")
-        for name in ("partial_prob", "dropout_prob"):
-            if not 0 <= getattr(self, name) <= 1:
-                raise ValueError(f"{name} is a probability, got {getattr(self, name)}")
+def split_size(cfg: SimTrafficDataConfig, split: str) -> int:
+    """Scenes in ``split``: ``num_train`` for train, ``num_val`` for val and test."""
+    return cfg.num_train if split == "train" else cfg.num_val
 
 
 @dataclass(frozen=True)
@@ -445,14 +403,15 @@ def _maneuver(road: Road, route: Route) -> int:
     return {NO_TURN: STRAIGHT, LEFT: TURN_LEFT, RIGHT: TURN_RIGHT}[junction.turn]
 
 
-def generate_scene(cfg: SimTrafficConfig, index: int) -> tuple[Scene, Truth]:
-    """Scene ``index`` of ``cfg.split``, from its own generator seeded by (seed, split, index).
+def generate_scene(cfg: SimTrafficDataConfig, split: str, index: int) -> tuple[Scene, Truth]:
+    """Scene ``index`` of ``split``, from its own generator seeded by (``data_seed``, split, index).
 
     Args:
-        cfg: the simulator's options.
+        cfg: the simulator's options (the ``data`` section of a ``sim-traffic`` run).
+        split: ``train``, ``val`` or ``test``.
         index: the scene's position in its split.
     """
-    rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, SPLITS.index(cfg.split), index]))
+    rng = np.random.default_rng(np.random.SeedSequence([cfg.data_seed, SPLITS.index(split), index]))
     layout = cfg.layouts[int(rng.integers(len(cfg.layouts)))]
     road = make_road(layout, rng)
     dt = 1.0 / cfg.hz
@@ -550,22 +509,26 @@ class SimTraffic(MotionDataset):
     ================  ===========  ===========================================================
 
     Args:
-        cfg: the simulator's options.
+        cfg: the simulator's options: the ``data`` section of a ``sim-traffic`` run
+            (`lm4vis.data.configs.SimTrafficDataConfig`), e.g. ``SimTrafficDataConfig(num_val=64)``.
+        split: ``train`` (``num_train`` scenes), ``val`` or ``test`` (``num_val`` each).
     """
 
-    def __init__(self, cfg: SimTrafficConfig) -> None:
-        self.cfg = cfg
+    def __init__(self, cfg: SimTrafficDataConfig, split: str = "train") -> None:
+        self.cfg, self.split = cfg, check_split(split)
         self.skips = SkipLog(NAME)  # generated scenes are valid by construction: stays empty
-        self.info = MotionInfo(NAME, cfg.split, cfg.obs_len, cfg.pred_len, cfg.hz, has_map=True,
+        self.info = MotionInfo(NAME, split, cfg.obs_len, cfg.pred_len, cfg.hz, has_map=True,
                                has_future=True, extra_keys=GROUND_TRUTH_KEYS)
-        options = {k: v for k, v in asdict(cfg).items() if k not in ("cache", "num_scenes")}
-        self.cache = cache_dir(NAME, **options, version=FORMAT_VERSION) if cfg.cache else None
+        # What a scene depends on (the key of caches written before the configs were one: kept)
+        self.options = {"split": split, "seed": cfg.data_seed,
+                        **{k: getattr(cfg, k) for k in SCENE_OPTIONS}}
+        self.cache = cache_dir(NAME, **self.options, version=FORMAT_VERSION) if cfg.cache else None
 
     def __len__(self) -> int:
-        return int(self.cfg.num_scenes)
+        return split_size(self.cfg, self.split)
 
     def _item(self, index: int) -> dict[str, Tensor]:
-        scene, truth = generate_scene(self.cfg, index)
+        scene, truth = generate_scene(self.cfg, self.split, index)
         vec = self._vectorize(scene)
 
         def first(source: np.ndarray, wanted: int) -> int:  # the nearest polyline of a track or lane
@@ -587,6 +550,6 @@ class SimTraffic(MotionDataset):
         return item
 
 
-__all__ = ["NAME", "MANEUVERS", "GROUND_TRUTH_KEYS", "SPLIT_SIZES", "SimTrafficConfig", "SimTraffic",
+__all__ = ["NAME", "MANEUVERS", "GROUND_TRUTH_KEYS", "SCENE_OPTIONS", "split_size", "SimTrafficDataConfig", "SimTraffic",
            "Route", "Conflict", "Drivers", "Rollout", "Truth", "build_route", "conflicts_of", "simulate",
            "generate_scene"]

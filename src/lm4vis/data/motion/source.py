@@ -1,9 +1,10 @@
 """The data source of the motion datasets: a run's ``data`` section -> each split's scenes.
 
 One source serves ``sim-traffic``, ``argoverse1`` and ``eth-ucy`` (see
-`lm4vis.train.datamodule.DataSource`). It turns the light ``data`` config of the run
-(`lm4vis.data.configs.MotionDataConfig` and its subclasses) into the loader's own config for
-each split, and limits a split to ``limit_train`` / ``limit_val`` scenes. Nothing is estimated
+`lm4vis.train.datamodule.DataSource`). It hands the run's ``data`` section (the light config
+`lm4vis.data.configs.MotionDataConfig` subclass each dataset is registered with, which is also
+the loader's own) and a split to the loader, and limits a split to ``limit_train`` /
+``limit_val`` scenes. Nothing is estimated
 from the data (the focal frame normalises every scene), so `resolve` returns the config as is.
 
 Bad input is never silent: problems found while indexing are counted on the split's ``skips``
@@ -15,25 +16,21 @@ motion collate counts in ``batch["skipped"]``, as it counts the tracks left out 
 
 from __future__ import annotations
 
-from dataclasses import fields
 from typing import Any
 
 from torch.utils.data import Dataset
 
 from ...train.config import ConfigError, RunConfig
 from ..base import DatasetNotFoundError
+from ..cache import cache_key
 from ..skips import SkipLog
-from .argoverse1 import Argoverse1, Argoverse1Config
-from .base import MotionConfig, MotionDataset, MotionInfo
-from .eth_ucy import EthUcy, EthUcyConfig
-from .sim_traffic import SimTraffic, SimTrafficConfig
+from .argoverse1 import Argoverse1
+from .base import MotionDataset, MotionInfo
+from .eth_ucy import EthUcy
+from .sim_traffic import SimTraffic
 
-#: Registered name -> (the loader's config class, the loader).
-LOADERS: dict[str, tuple[type[MotionConfig], type[MotionDataset]]] = {
-    "sim-traffic": (SimTrafficConfig, SimTraffic),
-    "argoverse1": (Argoverse1Config, Argoverse1),
-    "eth-ucy": (EthUcyConfig, EthUcy),
-}
+#: Registered name -> the loader (built from the run's ``data`` section and a split).
+LOADERS: dict[str, type[MotionDataset]] = {"sim-traffic": SimTraffic, "argoverse1": Argoverse1, "eth-ucy": EthUcy}
 
 
 #: Scenes kept in memory (``data.keep_in_memory``), by (loader options, split, index); shared by
@@ -48,8 +45,8 @@ class LimitedScenes(Dataset):
     Args:
         base: the split's dataset.
         size: how many of its scenes to keep.
-        memory_key: when given, scenes are kept in this process's memory under this key (the
-            loader's full options, so that no other config ever reads them).
+        memory_key: when given, scenes are kept in this process's memory under this key (what
+            the loader's items depend on, its ``options``, so that no other config reads them).
     """
 
     def __init__(self, base: MotionDataset, size: int, memory_key: str | None = None) -> None:
@@ -71,32 +68,10 @@ class LimitedScenes(Dataset):
             raise IndexError(f"scene {index} out of range for {self.size} scenes")
         if self.memory_key is None:
             return self.base[index]
-        key = (self.memory_key, self.base.info.split, index)
+        key = (self.memory_key, self.base.split, index)
         if key not in _IN_MEMORY:
             _IN_MEMORY[key] = self.base[index]  # items are never changed in place: the collate copies
         return _IN_MEMORY[key]
-
-
-def loader_config(data: Any, split: str) -> MotionConfig:
-    """The loader's own config of one split, from the run's ``data`` section.
-
-    Keys the loader has are passed by name; the simulator's split sizes come from
-    ``num_train`` / ``num_val`` and its seed from ``data_seed``.
-
-    Args:
-        data: the run's ``data`` section (a `lm4vis.data.configs.MotionDataConfig`).
-        split: ``train``, ``val`` or ``test``.
-    """
-    config_cls, _ = LOADERS[data.name]
-    wanted = {f.name for f in fields(config_cls) if f.init}
-    kwargs = {f.name: getattr(data, f.name) for f in fields(data) if f.name in wanted and f.name != "split"}
-    if data.name == "sim-traffic":
-        kwargs.update(seed=data.data_seed, num_scenes=data.num_train if split == "train" else data.num_val,
-                      layouts=tuple(data.layouts), other_agents=tuple(data.other_agents))
-    try:
-        return config_cls(split=split, **kwargs)
-    except ValueError as e:
-        raise ConfigError(f"data ({data.name}): {e}") from None
 
 
 class MotionSource:
@@ -118,9 +93,9 @@ class MotionSource:
     def split(self, name: str) -> MotionDataset:
         """The loader of split ``name``, built once (Argoverse and ETH/UCY index files here)."""
         if name not in self._splits:
-            _, loader = LOADERS[self.cfg.data.name]
+            loader = LOADERS[self.cfg.data.name]
             try:
-                self._splits[name] = loader(loader_config(self.cfg.data, name))
+                self._splits[name] = loader(self.cfg.data, name)
             except DatasetNotFoundError as e:
                 raise ConfigError(f"{e}; check data.root") from None
         return self._splits[name]
@@ -129,6 +104,17 @@ class MotionSource:
     def info(self) -> MotionInfo:
         """The training split's `MotionInfo` (features per vector, horizon, map, ...)."""
         return self.split("train").info
+
+    @property
+    def notes(self) -> list[str]:
+        """What the run summary should say about the data: a split without lanes is agents only."""
+        info = self.info
+        if info.has_map:
+            return []
+        if self.cfg.data.name == "argoverse1":
+            return ["no map: scenes are agents only (set data.map_root to the map_files folder of "
+                    "hd_maps.tar.gz for lane polylines)"]
+        return [f"no map: {info.name} scenes are agents only"]
 
     def resolve(self) -> RunConfig:
         """Nothing is estimated from motion data; the validation split must have futures."""
@@ -145,10 +131,10 @@ class MotionSource:
         base = self.split(split)
         limit = d.limit_train if split == "train" else d.limit_val
         size = len(base) if limit is None else min(limit, len(base))
-        memory_key = repr(base.cfg) if d.keep_in_memory else None
+        memory_key = f"{d.name}:{cache_key(**base.options)}" if d.keep_in_memory else None
         if size == len(base) and memory_key is None:
             return base
         return LimitedScenes(base, size, memory_key)
 
 
-__all__ = ["MotionSource", "LimitedScenes", "LOADERS", "loader_config"]
+__all__ = ["MotionSource", "LimitedScenes", "LOADERS"]

@@ -62,7 +62,7 @@ POLYLINE_PAD: dict[str, Any] = {
     "vectors": 0.0, "vector_mask": True, "polyline_mask": True, "polyline_type": -1,
     "relevant": False,
 }
-#: Where the collate reports tracks left out by ``max_agents``, next to skipped scenes.
+#: Where the collate counts scenes that lost tracks to ``max_agents``, next to skipped scenes.
 DROPPED_AGENTS = "agents-beyond-max_agents"
 
 
@@ -241,18 +241,15 @@ def collate(items: list[dict[str, Tensor] | Skipped]) -> dict[str, Any]:
 
     Polyline-axis keys (`POLYLINE_PAD`) are padded with their padding value; every other key is
     stacked. ``batch["skipped"]`` counts the scenes skipped in this batch by reason, and the
-    tracks left out by ``max_agents`` under `DROPPED_AGENTS`; a batch whose scenes were all
-    skipped holds only ``skipped``.
+    scenes that lost tracks to ``max_agents`` (`Counted` items, as the datasets return them)
+    under `DROPPED_AGENTS`; a batch whose scenes were all skipped holds only ``skipped``.
 
     Args:
         items: dataset items, or `Skipped` markers in place of unusable scenes.
     """
-    kept, skipped = drop_skipped(items)
+    kept, skipped = drop_skipped(items)  # counts skipped scenes and those that lost tracks
     if not kept:
         return {"skipped": skipped}
-    dropped = int(sum(int(item["dropped_agents"]) for item in kept))
-    if dropped:
-        skipped[DROPPED_AGENTS] = dropped
     num_polylines = max(len(item["polyline_type"]) for item in kept)
     num_vectors = max(item["vectors"].shape[1] for item in kept)
     batch: dict[str, Any] = {}

@@ -31,6 +31,11 @@ byte, the clip of the opposite class.
 Clip ``i`` of a split depends only on ``(seed, split, i)``; its label is ``i % 14``, so every
 class has the same number of clips and ``limit`` keeps a mix. Items also carry the object's
 exact mask in every frame (``with_masks=True``), for the analysis of what a model attends to.
+
+With ``cache=True`` the clips of a split are rendered once, at the first item asked for, into
+``.npy`` files of the cache folder (`lm4vis.data.cache`: ``$LM4VIS_CACHE``, never beside the
+source images), keyed by every option they depend on, and read back memory-mapped: later
+epochs, runs and processes read a clip instead of drawing it again.
 """
 
 from __future__ import annotations
@@ -46,6 +51,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..base import DatasetNotFoundError, check_split
+from ..cache import atomic_save_npy, cache_dir
 from ..cluttered import _background, _fragment, _to_float_image
 from ..registry import build_dataset
 from ..skips import SkipLog
@@ -59,6 +65,8 @@ SPLIT_CODES = {"train": 0, "val": 1, "test": 2}
 ITEMS_PER_CLASS = {"train": 700, "val": 100, "test": 100}  # the default split sizes
 #: Object sources tried in this order by ``source="auto"``; ``shapes`` needs nothing installed.
 SOURCES = ("fashion-mnist", "animal-mnist", "shapes")
+#: Version of the rendering, part of the cache key: bump it when a change alters the pixels.
+FORMAT_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -192,16 +200,20 @@ class MotionMNIST(VideoDataset):
         config: the clips; None for the defaults.
         with_masks: add the object's masks and visibility to every item.
         root: folder of the source dataset's files, passed on to it.
+        cache: render the clips once into the cache folder and read them from there (see the
+            module docstring).
     """
 
     def __init__(
         self, split: str = "train", config: MotionMNISTConfig | None = None, *, with_masks: bool = False,
-        root: str | None = None,
+        root: str | None = None, cache: bool = False,
     ) -> None:
         check_split(split)
         self.config = config = config or MotionMNISTConfig()
         self.split = split
         self.with_masks = with_masks
+        self.root, self.cache = root, cache
+        self._store: tuple[np.ndarray, ...] | None = None  # (clip ids, frames, masks, visibility), once rendered
         self.source, self.objects = _object_pool(config.source, split, root)
         count = config.num_items or ITEMS_PER_CLASS[split] * len(MOTIONS)
         self.clips = np.arange(count, dtype=np.int64)
@@ -214,13 +226,44 @@ class MotionMNIST(VideoDataset):
 
     def __getitem__(self, index: int) -> dict[str, Tensor]:
         index = self._check_index(index)
-        clip = self.render(int(self.clips[index]))
+        clip = self._clip(int(self.clips[index]))
         video = normalize(torch.from_numpy(clip.frames)[None], self.config.mean, self.config.std)  # [1,T,H,W]
         item = {"video": video, "label": torch.tensor(self.targets[index]), "index": torch.tensor(index)}
         if self.with_masks:
             item["masks"] = torch.from_numpy(clip.masks)
             item["visibility"] = torch.from_numpy(clip.visibility)
         return item
+
+    def _clip(self, clip: int) -> Clip:
+        """Clip ``clip`` in its own class: from the cache when there is one."""
+        if not self.cache:
+            return self.render(clip)
+        if self._store is None:
+            self._store = self._cached_clips()
+        ids, frames, masks, visibility = self._store
+        row = int(np.searchsorted(ids, clip))
+        if row == len(ids) or ids[row] != clip:  # not among the clips cached (a later subset's own)
+            return self.render(clip)
+        return Clip(np.array(frames[row]), np.array(masks[row]), np.array(visibility[row]))
+
+    def _cached_clips(self) -> tuple[np.ndarray, ...]:
+        """Every clip of this dataset, rendered once into the cache folder, memory-mapped."""
+        ids = np.unique(self.clips)
+        folder = cache_dir(NAME, config=repr(self.config), split=self.split, source=self.source, root=self.root,
+                           clips=[int(ids[0]), int(ids[-1]), len(ids), int(ids.sum())], version=FORMAT_VERSION)
+        names = ("ids", "frames", "masks", "visibility")
+        paths = [folder / f"{name}.npy" for name in names]
+        if not all(path.is_file() for path in paths):
+            log.info("motion-mnist: rendering %d %s clips into the cache %s", len(ids), self.split, folder)
+            clips = [self.render(int(i)) for i in ids]
+            arrays = (ids, np.stack([c.frames for c in clips]), np.stack([c.masks for c in clips]),
+                      np.stack([c.visibility for c in clips]))
+            for path, array in zip(paths[::-1], arrays[::-1]):  # ids last: its presence marks a complete set
+                atomic_save_npy(path, array)
+        stored = tuple(np.load(path, mmap_mode="r", allow_pickle=False) for path in paths)
+        if not np.array_equal(stored[0], ids):
+            raise RuntimeError(f"the motion-mnist cache {folder} holds other clips than asked; delete that folder")
+        return stored
 
     def render(self, clip: int, label: int | None = None) -> Clip:
         """Clip number ``clip`` of this split, drawn as class ``label`` (default: its own class).
@@ -256,7 +299,7 @@ class MotionMNIST(VideoDataset):
 
 
 def build_motion_mnist(
-    split: str = "train", root: str | None = None, *, with_masks: bool = False, **config: Any
+    split: str = "train", root: str | None = None, *, with_masks: bool = False, cache: bool = False, **config: Any
 ) -> MotionMNIST:
     """motion-mnist (see `MotionMNIST`).
 
@@ -264,9 +307,10 @@ def build_motion_mnist(
         split: ``train``, ``val`` or ``test``.
         root: folder of the source dataset's files; None finds the installed one.
         with_masks: add the object's per-frame masks to every item.
+        cache: render the clips once into the cache folder (``$LM4VIS_CACHE``) and read them back.
         **config: `MotionMNISTConfig` fields.
     """
-    return MotionMNIST(split, MotionMNISTConfig(**config), with_masks=with_masks, root=root)
+    return MotionMNIST(split, MotionMNISTConfig(**config), with_masks=with_masks, root=root, cache=cache)
 
 
 # -- objects ---------------------------------------------------------------------------------

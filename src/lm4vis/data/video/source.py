@@ -67,12 +67,57 @@ class VideoSource:
         """Nothing is estimated from the data (clip sizes come from the host, statistics are fixed)."""
         return self.cfg
 
+    def analysis_batches(self, split: str, limit: int, batch_size: int, name: str | None = None,
+                         root: str | None = None) -> Any:
+        """Model-ready ``(clips, masks)`` batches of a split whose items carry the object's mask
+        in every frame (``masks``: bool ``(B, T, H, W)``), for the information-filtering
+        analysis (`lm4vis.analysis.analyze_runs`); the clips are the evaluation ones.
+
+        Args:
+            split: the split to read.
+            limit: how many clips.
+            batch_size: clips per batch.
+            name: another video dataset with masks (default: the run's own), at the run's clip size.
+            root: its folder (default: the run's ``data.root`` for the run's own dataset).
+        """
+        from ...analysis.runner import batches_from
+
+        d = self.cfg.data
+        name = name or d.name
+        spec = VIDEO_DATASETS.get(name)
+        if spec is None or not spec.has_masks:
+            with_masks = [n for n, s in VIDEO_DATASETS.items() if s.has_masks]
+            raise ValueError(f"video dataset {name!r} has no per-frame object masks for the analysis; "
+                             f"use one that does ({', '.join(with_masks)})")
+        if name == d.name:
+            options, root = self._options(split, False), root if root is not None else d.root
+        else:
+            options = dict(num_frames=d.num_frames, image_size=d.image_size)
+        ds = build_video_dataset(name, split=split, root=root, limit=limit, with_masks=True, **options)
+        if len(ds) == 0:
+            raise ValueError(f"split {split!r} of {name} holds no clips; choose another --split")
+        return batches_from(_WithMasks(ds), lambda clips: clips, batch_size)
+
     def dataset(self, split: str, train: bool) -> Dataset:
         """A split: random segment frames and crops in training, centre frames (or the
         configured test views) in evaluation."""
         if split == "train" and train:
             return self._train_set()
         return self._build(split, train, self.cfg.data.limit_val)
+
+
+class _WithMasks:
+    """A video dataset's items as the ``(clip, label, masks)`` triples the analysis reads."""
+
+    def __init__(self, dataset: VideoDataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> tuple[Any, Any, Any]:
+        item = self.dataset[index]
+        return item["video"], item["label"], item["masks"]
 
 
 __all__ = ["VideoSource"]
