@@ -258,7 +258,7 @@ class DualEncoder(nn.Module):
         if im.pretrained is not None:
             from transformers import CLIPVisionModel
 
-            self.image_encoder = CLIPVisionModel.from_pretrained(im.pretrained, local_files_only=True).vision_model
+            self.image_encoder = CLIPVisionModel.from_pretrained(im.pretrained, local_files_only=True)
             image_width = self.image_encoder.config.hidden_size
             self.image_prefix_tokens = 1
         else:
@@ -300,7 +300,9 @@ class DualEncoder(nn.Module):
             # CLIP applies post_layernorm to the pooled token only; per token it is the same
             # LayerNorm, so the CLS row here is CLIP's own pooled output.
             out = self.image_encoder(pixel_values=image.to(self.image_proj.weight.dtype))
-            tokens = self.image_encoder.post_layernorm(out.last_hidden_state)
+            # transformers 5 keeps the layers on the model itself, earlier releases under .vision_model
+            tower = getattr(self.image_encoder, "vision_model", self.image_encoder)
+            tokens = tower.post_layernorm(out.last_hidden_state)
         else:
             tokens = self.image_encoder.forward_features(image)
         return self.image_lm_slot(tokens)

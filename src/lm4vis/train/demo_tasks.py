@@ -64,6 +64,10 @@ DEMO_TASKS: dict[str, DemoTask] = {
     "motion": DemoTask("motion-demo", "motion-demo-quick", "a small VectorNet on the sim-traffic simulator",
                        metrics=("minADE@6", "MR@6", "minADE@1", "minFDE@1", "MR@1"),
                        reference="lm4vis.tasks.forecasting:constant_velocity_reference"),
+    "retrieval": DemoTask("retrieval-demo", "retrieval-demo-quick",
+                          "a small dual encoder (image and text towers) on the generated shapes-captions",
+                          metrics=("i2t_r1", "i2t_r5", "i2t_r10", "t2i_r1", "t2i_r5", "t2i_r10"),
+                          reference="lm4vis.tasks.retrieval:chance_reference"),
 }
 DEFAULT_TASK = next(iter(DEMO_TASKS))
 
