@@ -32,6 +32,7 @@ def test_the_retrieval_row_names_its_presets() -> None:
     assert set(RECALLS) <= {f"val/{m}" for m in row.metrics} | {"val/rmean"}
 
 
+@pytest.mark.slow
 def test_train_scores_the_whole_split_and_reloads_with_its_tokeniser(tmp_path: Path, tiny_llama: str) -> None:
     from lm4vis.train.loading import load_run
 
