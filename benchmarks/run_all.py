@@ -20,6 +20,7 @@ RUNS: dict[str, list[str]] = {
                          "--batch", "32", "--rounds", "12"],
     "points_ops": ["points_ops.py"],
     "motion_throughput": ["motion_throughput.py"],
+    "retrieval_throughput": ["retrieval_throughput.py"],
     "startup": ["startup.py"],
     "video_decode": ["video_decode.py"],
 }
