@@ -22,6 +22,7 @@ RUNS: dict[str, list[str]] = {
     "motion_throughput": ["motion_throughput.py"],
     "video_throughput": ["video_throughput.py"],
     "vqa3d_throughput": ["vqa3d_throughput.py"],
+    "retrieval_throughput": ["retrieval_throughput.py"],
     "startup": ["startup.py"],
     "video_decode": ["video_decode.py"],
 }

@@ -53,7 +53,7 @@ def _input_shape(host) -> tuple[int, ...]:
 
 
 @pytest.mark.parametrize("path", PRESETS, ids=lambda p: str(p.relative_to(configs_dir())))
-def test_preset_builds(path: Path, tiny_llama: str):
+def test_preset_builds(path: Path, tiny_llama: str, tmp_path_factory):
     cfg = load_config(path)
     assert cfg.data.name in DATASETS
     # The real LM may be 7B (or a user path); a 2-layer random LLaMA stands in for it.
@@ -68,6 +68,8 @@ def test_preset_builds(path: Path, tiny_llama: str):
         return
     if cfg.host.kind == "scene-vqa":
         _scene_vqa_forward(cfg.replace({"block.source": tiny_llama, "block.layers": -1}))
+    if cfg.host.kind == "dual-encoder":
+        _dual_encoder_forward(cfg, tiny_llama, tmp_path_factory)
         return
     offline, example = EXAMPLE_INPUTS[cfg.host.kind]
     cfg = cfg.replace({"block.source": tiny_llama, "block.layers": -1, **offline})
@@ -103,6 +105,47 @@ def test_vqa3d_presets():
     assert (paper.data.name, paper.data.num_points, paper.block.layers, paper.block.where) == (
         "sqa3d", 40000, 31, "scene_lm_slot")
     assert paper.host.aux_heads and paper.task.aux_weight > 0 and paper.host.num_groups >= 256
+def _dual_encoder_forward(cfg, tiny_llama: str, tmp_path_factory) -> None:
+    """A dual-encoder preset with tiny stand-ins for its pretrained towers (CLIP vision, a
+    BERT-family text encoder, saved by transformers) and the 8 px images they take."""
+    from dataclasses import dataclass
+
+    overrides = {"block.source": tiny_llama, "block.layers": -1}
+    if cfg.host.image.pretrained or cfg.host.text.pretrained:
+        from transformers import BertConfig, BertModel, CLIPVisionConfig, CLIPVisionModel
+
+        folder = tmp_path_factory.mktemp("towers")
+        CLIPVisionModel(CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                                         num_attention_heads=4, image_size=16, patch_size=8)).save_pretrained(folder / "clip")
+        BertModel(BertConfig(vocab_size=64, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                             intermediate_size=32)).save_pretrained(folder / "text")
+        overrides |= {"host.image.pretrained": str(folder / "clip"), "host.text.pretrained": str(folder / "text"),
+                      "host.image.img_size": 16, "data.image_size": 16, "data.tokenizer": str(folder / "text")}
+    cfg = cfg.replace(overrides)
+
+    @dataclass(frozen=True)
+    class Info:
+        name: str = "captions"
+        vocab_size: int = 64
+        pad_id: int = 0
+
+    model = build_model(cfg.host, cfg.block, seed=0, info=Info()).eval()
+    size = cfg.host.image.img_size
+    with torch.no_grad():
+        image, text = model(torch.zeros(1, 3, size, size, dtype=torch.uint8), torch.tensor([[2, 5, 3]]),
+                            torch.zeros(1, 3, dtype=torch.bool))
+    assert image.shape == text.shape == (1, cfg.host.embed_dim)
+    assert model.image_lm_slot.filled == (cfg.block.variant != "baseline")
+
+
+def test_retrieval_paper_preset():
+    cfg = load_config("meter-llama7b-retrieval")
+    h, d, o = cfg.host, cfg.data, cfg.optim
+    assert (h.kind, d.name, cfg.task.name, cfg.block.where, cfg.block.layers) == (
+        "dual-encoder", "karpathy-captions", "retrieval", "image_lm_slot", -1)
+    assert (cfg.trainer.max_epochs, o.lr, d.max_length, d.image_size, d.val_split) == (10, 5e-6, 40, 384, "test")
+    assert d.batch_size * cfg.trainer.devices == 512  # METER's batch
+    assert h.text.pretrained == d.tokenizer  # the text tower reads its own tokeniser's ids
 
 
 @pytest.mark.parametrize("name, host, drop_path, layers", [

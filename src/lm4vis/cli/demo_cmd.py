@@ -14,7 +14,9 @@ cores); --task video a small VideoMAE on the generated motion-mnist, whose 14 cl
 motions no single frame shows (configs/video-demo.yaml; its budget is not tuned yet: see the
 README); --task motion a small VectorNet on the embedded traffic simulator
 (configs/motion-demo.yaml, under 10 minutes), scored by minADE, minFDE and miss rate at K=1 and
-K=6 (lower is better) beside a constant-velocity extrapolation. Prints the table (mean, std and
+K=6 (lower is better) beside a constant-velocity extrapolation; --task retrieval a small dual
+encoder on the generated shapes-captions (configs/retrieval-demo.yaml), scored by Recall@1/5/10
+image->text and text->image over the whole validation split, beside random ranking. Prints the table (mean, std and
 95% CI over seeds, parameters, speed), the path of the report, and a plain reading of the
 result; running it again reuses finished runs and resumes an interrupted one."""
 
@@ -26,6 +28,7 @@ examples:
   lm4vis demo --quick              # one-minute smoke run (numbers mean nothing)
   lm4vis demo --seeds 0,1,2,3,4 --out /tmp/lm4vis
   lm4vis demo --task motion        # VectorNet on sim-traffic -> runs/demo-sim-traffic/report.md
+  lm4vis demo --task retrieval     # a dual encoder on shapes-captions -> runs/demo-shapes-captions/report.md
   lm4vis compare --config demo --variants baseline,frozen-lm,random-lm   # other controls"""
 
 

@@ -49,17 +49,42 @@ def build_model(host: HostConfig, block: BlockConfig, seed: int = 0, info: Any =
     core_variant = VARIANTS[block.variant]
     if core_variant is None:
         return model
-    target = resolve_target(model, block.where)  # a bad placement fails before the LM is read
-    lm = load_lm_layers(
-        block.source, block.layers, dtype=block.dtype,
-        weights=core_variant in PRETRAINED_VARIANTS,  # the controls need only the config
-    ).set_attention(block.attention)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed + 1_000_003)
-        lm_block = FrozenLMBlock(lm, in_dim=target.width(model), variant=core_variant,
-                                 final_norm=block.final_norm, seed=seed)
-    attach(model, lm_block, where=block.where)
+    placements = block_placements(block.where)
+    targets = [resolve_target(model, where) for where in placements]  # a bad placement fails before the LM is read
+    for k, (where, target) in enumerate(zip(placements, targets)):
+        lm = load_lm_layers(
+            block.source, block.layers, dtype=block.dtype,
+            weights=core_variant in PRETRAINED_VARIANTS,  # the controls need only the config
+        ).set_attention(block.attention)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed + 1_000_003 + k)  # k = 0: the single block of every earlier run
+            lm_block = FrozenLMBlock(lm, in_dim=target.width(model), variant=core_variant,
+                                     final_norm=block.final_norm, seed=seed + k)
+        attach(model, lm_block, where=where, name=block_name(where, target.path, k, len(placements)))
     return model
 
 
-__all__ = ["build_host", "build_model"]
+def block_placements(where: str | int) -> list[str | int]:
+    """``block.where`` as a list: several placements are separated by commas
+    (``image_lm_slot,text_lm_slot``), each getting a block of its own."""
+    if not isinstance(where, str) or "," not in where:
+        return [where]
+    parts = [p.strip() for p in where.split(",")]
+    if any(not p for p in parts) or len(set(parts)) != len(parts):
+        raise ValueError(f"block.where={where!r} must list distinct placements separated by commas")
+    return parts
+
+
+def block_name(where: str | int, path: str, k: int, count: int) -> str:
+    """The name of the ``k``-th of ``count`` blocks: ``lm_block`` when it is the only one, else
+    named by its slot (``image_lm_slot`` -> ``image_lm_block``) or numbered."""
+    from .attachment import ATTR
+
+    if count == 1:
+        return ATTR
+    if path.endswith("_lm_slot") and "." not in path:
+        return path[: -len("_slot")] + "_block"
+    return f"{ATTR}_{k}"
+
+
+__all__ = ["build_host", "build_model", "block_placements", "block_name"]

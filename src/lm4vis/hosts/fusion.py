@@ -15,10 +15,13 @@ slots are the placements to compare: on the visual tokens after the image encode
 last block and final norm) and on the visual stream after the fusion. Both stay identities
 until `lm4vis.attach` fills them, so the baseline is the same module tree minus the block.
 
-`DualEncoder`: image and text encoders, each pooled from its first token and projected into one
-space; cosine similarities scaled by a learned temperature, trained with symmetric InfoNCE.
+`DualEncoder` (the registered ``dual-encoder`` host, built from its light config in
+`lm4vis.hosts.dual_encoder_config`): image and text towers, each with an LM slot at its end,
+pooled and projected into one space; cosine similarities scaled by a learned temperature,
+trained with symmetric InfoNCE (the ``retrieval`` task).
 
-Images come in normalised (float [B, 3, H, W]); token ids and ``text_padding_mask`` (True =
+Images come in normalised (float [B, 3, H, W]; the dual encoder also takes the datasets' uint8
+images and normalises them itself); token ids and ``text_padding_mask`` (True =
 padding) as `lm4vis.data.vl.collate_vl` makes them.
 """
 
@@ -26,13 +29,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .slot import LMSlot
 from .configs import TimmViTConfig
+from .dual_encoder_config import DualEncoderConfig
+from .slot import LMSlot
 from .vit import build_timm_vit
 
 
@@ -111,34 +116,6 @@ class FusionConfig:
             raise ValueError(f"embed_dim={self.embed_dim} is not a multiple of num_heads={self.num_heads}")
         if self.depth < 1:
             raise ValueError(f"depth must be at least 1, got {self.depth}")
-
-
-@dataclass
-class DualEncoderConfig:
-    """Two towers for retrieval.
-
-    Args:
-        image: the image encoder (a timm ViT; its classifier is not built).
-        text: the text encoder.
-        embed_dim: width of the joint space.
-        temperature: initial softmax temperature (CLIP's 0.07).
-        max_logit_scale: cap of 1 / temperature, so training cannot make it blow up (CLIP's 100).
-    """
-
-    image: TimmViTConfig = field(default_factory=_default_image)
-    text: TextEncoderConfig = field(default_factory=TextEncoderConfig)
-    embed_dim: int = 128
-    temperature: float = 0.07
-    max_logit_scale: float = 100.0
-
-    def __post_init__(self) -> None:
-        if isinstance(self.image, dict):
-            self.image = TimmViTConfig(**self.image)
-        if isinstance(self.text, dict):
-            self.text = TextEncoderConfig(**self.text)
-        if self.temperature <= 0 or 1 / self.temperature > self.max_logit_scale:
-            raise ValueError(f"temperature={self.temperature} must be positive with 1/temperature "
-                             f"<= max_logit_scale={self.max_logit_scale}")
 
 
 def build_image_encoder(cfg: TimmViTConfig) -> nn.Module:
@@ -282,20 +259,55 @@ class CoAttentionFusion(nn.Module):
         return self.classifier(torch.cat([self.text_pooler(text), self.image_pooler(visual)], dim=-1))
 
 
+#: How a tower pools its tokens (`lm4vis.hosts.dual_encoder_config.POOLS`; a test keeps the two equal).
+POOLS: tuple[str, ...] = ("cls", "mean")
+
+
 class DualEncoder(nn.Module):
-    """Image and text towers in one embedding space, for retrieval.
+    """Image and text towers in one embedding space, for retrieval (CLIP's shape)::
+
+        image (uint8) -> normalise -> ViT (timm, or CLIP's vision tower) -> image_lm_slot -> pool -> image_proj -+
+        text ids + padding mask -> text encoder (small BERT, or BERT/RoBERTa) -> text_lm_slot -> pool -> text_proj -+-> cosine x logit_scale
+
+    Both slots stay identities until `lm4vis.attach` fills them (``block.where: image_lm_slot``;
+    ``image_lm_slot,text_lm_slot`` for a block in each tower). The text slot receives the
+    padding mask, so padded positions reach no embedding anywhere.
 
     Args:
-        cfg: the model's configuration.
+        cfg: the host's light config (`lm4vis.hosts.dual_encoder_config.DualEncoderConfig`).
+        vocab_size: the text vocabulary (the dataset's ``info.vocab_size``); a pretrained text
+            encoder must cover it.
+        pad_id: the id of padded text positions (the dataset's ``info.pad_id``).
     """
 
-    def __init__(self, cfg: DualEncoderConfig) -> None:
+    def __init__(self, cfg: DualEncoderConfig, vocab_size: int, pad_id: int) -> None:
         super().__init__()
         self.cfg = cfg
-        self.image_encoder = build_image_encoder(cfg.image)
-        self.image_lm_slot = LMSlot(self.image_encoder.embed_dim)
-        self.text_encoder = TextEncoder(cfg.text)
-        self.image_proj = nn.Linear(self.image_encoder.embed_dim, cfg.embed_dim, bias=False)
+        im, tx = cfg.image, cfg.text
+        if im.pretrained is not None:
+            from transformers import CLIPVisionModel
+
+            self.image_encoder = CLIPVisionModel.from_pretrained(im.pretrained, local_files_only=True)
+            image_width = self.image_encoder.config.hidden_size
+            self.image_prefix_tokens = 1
+        else:
+            self.image_encoder = build_image_encoder(TimmViTConfig(
+                name=im.name, img_size=im.img_size, patch_size=im.patch_size, in_chans=3, num_classes=0,
+                drop_path_rate=im.drop_path_rate, kwargs=dict(im.kwargs)))
+            image_width = self.image_encoder.embed_dim
+            self.image_prefix_tokens = int(getattr(self.image_encoder, "num_prefix_tokens", 1))
+        self.register_buffer("image_mean", torch.tensor(im.mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("image_std", torch.tensor(im.std).view(1, 3, 1, 1), persistent=False)
+        self.image_lm_slot = LMSlot(image_width)
+        self.text_encoder = TextEncoder(TextEncoderConfig(
+            vocab_size=vocab_size, pad_id=pad_id, embed_dim=tx.embed_dim, depth=tx.depth, num_heads=tx.num_heads,
+            mlp_ratio=tx.mlp_ratio, max_length=tx.max_length, dropout=tx.dropout, pretrained=tx.pretrained))
+        if tx.pretrained is not None and self.text_encoder.model.config.vocab_size < vocab_size:
+            raise ValueError(f"the text encoder in {tx.pretrained} embeds {self.text_encoder.model.config.vocab_size} "
+                             f"tokens but the dataset's tokeniser has {vocab_size}; point data.tokenizer at "
+                             "the same folder")
+        self.text_lm_slot = LMSlot(self.text_encoder.embed_dim)
+        self.image_proj = nn.Linear(image_width, cfg.embed_dim, bias=False)
         self.text_proj = nn.Linear(self.text_encoder.embed_dim, cfg.embed_dim, bias=False)
         # Learned as log(1 / temperature), as CLIP does, so the scale stays positive.
         self.log_logit_scale = nn.Parameter(torch.tensor(math.log(1 / cfg.temperature)))
@@ -304,14 +316,47 @@ class DualEncoder(nn.Module):
     def logit_scale(self) -> Tensor:
         return self.log_logit_scale.exp().clamp(max=self.cfg.max_logit_scale)
 
+    def image_tokens(self, image: Tensor) -> Tensor:
+        """Visual tokens [B, N, width] after the image encoder's final norm and ``image_lm_slot``.
+
+        Args:
+            image: uint8 [B, 3, H, W] (normalised here with ``host.image.mean/std``), or float
+                [B, 3, H, W] already normalised.
+        """
+        if not image.is_floating_point():
+            image = (image.float() / 255.0 - self.image_mean) / self.image_std
+        if self.cfg.image.pretrained is not None:
+            # CLIP applies post_layernorm to the pooled token only; per token it is the same
+            # LayerNorm, so the CLS row here is CLIP's own pooled output.
+            out = self.image_encoder(pixel_values=image.to(self.image_proj.weight.dtype))
+            # transformers 5 keeps the layers on the model itself, earlier releases under .vision_model
+            tower = getattr(self.image_encoder, "vision_model", self.image_encoder)
+            tokens = tower.post_layernorm(out.last_hidden_state)
+        else:
+            tokens = self.image_encoder.forward_features(image)
+        return self.image_lm_slot(tokens)
+
+    def text_tokens(self, input_ids: Tensor, text_padding_mask: Tensor) -> Tensor:
+        """Text tokens [B, L, width] after ``text_lm_slot`` (padding masked everywhere)."""
+        return self.text_lm_slot(self.text_encoder(input_ids, text_padding_mask), text_padding_mask)
+
+    def _pool(self, tokens: Tensor, padding_mask: Tensor | None, prefix: int) -> Tensor:
+        if self.cfg.pool == "cls":
+            return tokens[:, 0]
+        if padding_mask is None:
+            return tokens[:, prefix:].mean(dim=1)
+        keep = (~padding_mask).to(tokens.dtype)[..., None]
+        return (tokens * keep).sum(1) / keep.sum(1).clamp_min(1.0)
+
     def encode_image(self, image: Tensor) -> Tensor:
-        """Unit-norm image embeddings [B, embed_dim] from the first (CLS) token."""
-        tokens = self.image_lm_slot(self.image_encoder.forward_features(image))
-        return F.normalize(self.image_proj(tokens[:, 0]), dim=-1)
+        """Unit-norm image embeddings [B, embed_dim]; see `image_tokens` for the input."""
+        pooled = self._pool(self.image_tokens(image), None, self.image_prefix_tokens)
+        return F.normalize(self.image_proj(pooled), dim=-1)
 
     def encode_text(self, input_ids: Tensor, text_padding_mask: Tensor) -> Tensor:
-        """Unit-norm text embeddings [B, embed_dim] from the first ([CLS]) token."""
-        return F.normalize(self.text_proj(self.text_encoder(input_ids, text_padding_mask)[:, 0]), dim=-1)
+        """Unit-norm text embeddings [B, embed_dim] of ids [B, L] with their padding mask (True = pad)."""
+        pooled = self._pool(self.text_tokens(input_ids, text_padding_mask), text_padding_mask, 0)
+        return F.normalize(self.text_proj(pooled), dim=-1)
 
     def forward(self, image: Tensor, input_ids: Tensor, text_padding_mask: Tensor) -> tuple[Tensor, Tensor]:
         """(image embeddings, text embeddings) of paired images and captions."""
@@ -326,6 +371,49 @@ class DualEncoder(nn.Module):
                 batch are then not counted as each other's negatives.
         """
         return info_nce(image_embeds, text_embeds, self.logit_scale, image_ids)
+
+
+def build_dual_encoder(cfg: DualEncoderConfig, info: Any = None) -> DualEncoder:
+    """The registered ``dual-encoder`` host, sized by the dataset's tokeniser.
+
+    Args:
+        cfg: the host's light config.
+        info: the dataset's `lm4vis.data.vl.CaptionInfo` (``vocab_size``, ``pad_id``).
+    """
+    if info is None or not getattr(info, "vocab_size", 0):
+        raise ValueError("the dual-encoder host is sized by its dataset's tokeniser: build it with the "
+                         "dataset's info (a caption dataset: karpathy-captions, shapes-captions)")
+    return DualEncoder(cfg, info.vocab_size, info.pad_id)
+
+
+def check_dual_encoder_data(cfg: DualEncoderConfig, info: Any) -> None:
+    """The data must be image-caption pairs at the image tower's size."""
+    from ..train.config import ConfigError
+
+    if not hasattr(info, "num_captions"):
+        raise ConfigError(f"host.kind=dual-encoder needs an image-caption dataset (karpathy-captions, "
+                          f"shapes-captions); {info.name!r} is not one")
+    if cfg.image.pretrained is None and info.image_size != cfg.image.img_size:
+        raise ConfigError(f"host.image.img_size={cfg.image.img_size} but dataset {info.name!r} gives "
+                          f"{info.image_size}-pixel images; set data.image_size={cfg.image.img_size}")
+
+
+def describe_dual_encoder(cfg: DualEncoderConfig) -> str:
+    """One line for reports."""
+    im, tx = cfg.image, cfg.text
+    image = f"CLIP vision ({im.pretrained})" if im.pretrained else (
+        f"{im.name} (patch {im.patch_size}" + "".join(f", {k}={v}" for k, v in im.kwargs.items()) + ")")
+    text = f"text {tx.pretrained}" if tx.pretrained else f"text BERT {tx.depth}x{tx.embed_dim}"
+    return f"dual encoder: {image} + {text} -> {cfg.embed_dim}-d, {cfg.pool} pool"
+
+
+def dual_encoder_stages(model: nn.Module) -> dict[str, tuple[str, str]]:
+    """The image tower's hook points for the analysis (the timm ViT's, under ``image_encoder``)."""
+    from .vit import vit_stages
+
+    if model.cfg.image.pretrained is not None:
+        return {}
+    return {stage: (f"image_encoder.{path}", where) for stage, (path, where) in vit_stages(model.image_encoder).items()}
 
 
 def info_nce(image_embeds: Tensor, text_embeds: Tensor, logit_scale: Tensor | float,
@@ -348,5 +436,5 @@ def info_nce(image_embeds: Tensor, text_embeds: Tensor, logit_scale: Tensor | fl
 
 
 __all__ = ["TextEncoderConfig", "FusionConfig", "DualEncoderConfig", "build_image_encoder", "TextEncoder",
-           "CoAttentionFusion", "DualEncoder", "Pooler", "additive_mask", "coattention_layers", "coattend",
-           "info_nce"]
+           "CoAttentionFusion", "DualEncoder", "build_dual_encoder", "POOLS", "Pooler", "additive_mask",
+           "coattention_layers", "coattend", "info_nce"]

@@ -69,6 +69,10 @@ DEMO_TASKS: dict[str, DemoTask] = {
                       reference="lm4vis.tasks.scene_qa:answer_prior_reference",
                       controls=(Control("situation-blind", (("data.blind", "situation"),), "the situation sentence removed"),
                                 Control("scene-blind", (("data.blind", "scene"),), "every point of the scene set to zero"))),
+    "retrieval": DemoTask("retrieval-demo", "retrieval-demo-quick",
+                          "a small dual encoder (image and text towers) on the generated shapes-captions",
+                          metrics=("i2t_r1", "i2t_r5", "i2t_r10", "t2i_r1", "t2i_r5", "t2i_r10"),
+                          reference="lm4vis.tasks.retrieval:chance_reference"),
 }
 DEFAULT_TASK = next(iter(DEMO_TASKS))
 

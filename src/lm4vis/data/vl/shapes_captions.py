@@ -18,7 +18,8 @@ the combination of its facts, and retrieval among a thousand scenes is far from 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 import torch
@@ -37,6 +38,8 @@ NUMBER_WORDS: tuple[str, ...] = ("no", "one", "two", "three", "four", "five", "s
 #: relation -> (coordinate, True when the first object has the smaller coordinate)
 _BESIDE = {"to the left of": (0, True), "to the right of": (0, False), "above": (1, True), "below": (1, False)}
 _EXTREMES = {"leftmost": (0, False), "rightmost": (0, True), "topmost": (1, False), "bottommost": (1, True)}
+#: Scenes, captions and rendered images kept by ``keep_in_memory``, by (config, index).
+_IN_MEMORY: dict[tuple[Any, ...], Any] = {}
 #: Scenes per split when the config gives none (Flickr30k's test split has 1,000 images).
 DEFAULT_SIZES: dict[str, int] = {"train": 10_000, "val": 1_000, "test": 1_000}
 
@@ -63,6 +66,9 @@ class ShapesCaptionsConfig:
         scene: how scenes are drawn.
         max_length: longest caption kept, in tokens.
         with_masks: image items carry ``object_masks``.
+        keep_in_memory: keep every scene, its captions and its rendered image in this
+            process's memory once made (shared by every dataset of the same config, so the
+            runs of one ``compare`` render each scene once; 48 px images take 7 kB each).
     """
 
     split: str = "train"
@@ -74,6 +80,7 @@ class ShapesCaptionsConfig:
     scene: SceneConfig = field(default_factory=SceneConfig)
     max_length: int = 40
     with_masks: bool = False
+    keep_in_memory: bool = False
 
     def __post_init__(self) -> None:
         check_split(self.split)
@@ -199,11 +206,17 @@ class ShapesCaptions(CaptionDataset):
                          np.repeat(np.arange(cfg.num_images), per), cfg.max_length)
         # An item reads its scene three times (image, text, named objects): keep the last.
         self._last: tuple[int, tuple[Scene, list[ShapesCaption]]] | None = None
+        self._memory_key = repr(replace(cfg, keep_in_memory=False))
 
     def scene(self, image_index: int) -> tuple[Scene, list[ShapesCaption]]:
         """Scene ``image_index`` and its captions, without rendering."""
         if not 0 <= image_index < self.info.num_images:
             raise IndexError(f"image {image_index} out of range for {self.info.num_images} images")
+        if self.cfg.keep_in_memory:
+            key = (self._memory_key, image_index)
+            if key not in _IN_MEMORY:
+                _IN_MEMORY[key] = generate(self.cfg, image_index)
+            return _IN_MEMORY[key]
         if self._last is None or self._last[0] != image_index:
             self._last = (image_index, generate(self.cfg, image_index))
         return self._last[1]
@@ -221,6 +234,14 @@ class ShapesCaptions(CaptionDataset):
         return {"named_objects": named}
 
     def _image_item(self, image_index: int) -> dict[str, Tensor]:
+        if not self.cfg.keep_in_memory:
+            return self._render(image_index)
+        key = (self._memory_key, image_index, "image")
+        if key not in _IN_MEMORY:
+            _IN_MEMORY[key] = self._render(image_index)
+        return dict(_IN_MEMORY[key])  # items are never changed in place: the collate stacks copies
+
+    def _render(self, image_index: int) -> dict[str, Tensor]:
         scene, _ = self.scene(image_index)
         image, masks = render(scene, self.cfg.image_size)
         item = {"image": torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))),
