@@ -42,23 +42,29 @@ def build_model(host: HostConfig, block: BlockConfig, seed: int = 0, info: Any =
     """
     from ..block import PRETRAINED_VARIANTS, FrozenLMBlock
     from ..checkpoint import load_lm_layers
-    from .attachment import attach, resolve_target
+    from .attachment import ATTR, attach, resolve_target
 
     torch.manual_seed(seed)
     model = build_host(host, info)
     core_variant = VARIANTS[block.variant]
     if core_variant is None:
         return model
-    target = resolve_target(model, block.where)  # a bad placement fails before the LM is read
-    lm = load_lm_layers(
-        block.source, block.layers, dtype=block.dtype,
-        weights=core_variant in PRETRAINED_VARIANTS,  # the controls need only the config
-    ).set_attention(block.attention)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed + 1_000_003)
-        lm_block = FrozenLMBlock(lm, in_dim=target.width(model), variant=core_variant,
-                                 final_norm=block.final_norm, seed=seed)
-    attach(model, lm_block, where=block.where)
+    # A host may name placements that take one block or several (``both``: one per slot),
+    # declared as ``placements={where: {block name: slot path}}`` with its registration.
+    named = (HOSTS.get(host.kind).get("placements") or {}).get(str(block.where))
+    places = list(named.items()) if named else [(ATTR, block.where)]
+    targets = [resolve_target(model, where) for _, where in places]  # a bad placement fails before the LM is read
+    for k, ((name, where), target) in enumerate(zip(places, targets)):
+        lm = load_lm_layers(
+            block.source, block.layers, dtype=block.dtype,
+            weights=core_variant in PRETRAINED_VARIANTS,  # the controls need only the config
+        ).set_attention(block.attention)
+        with torch.random.fork_rng(devices=[]):
+            # The first block draws as a single block would, so ``visual`` and ``both`` share it.
+            torch.manual_seed(seed + 1_000_003 + 7919 * k)
+            lm_block = FrozenLMBlock(lm, in_dim=target.width(model), variant=core_variant,
+                                     final_norm=block.final_norm, seed=seed + k)
+        attach(model, lm_block, where=where, name=name)
     return model
 
 
