@@ -51,6 +51,17 @@ def _masked_batches(cfg: Any, opts: AnalyzeOptions, split: str, limit: int, run_
     return batches(split, limit, opts.batch_size, name=opts.data, root=opts.root)
 
 
+def _host_analysis(run_dir: str | Path) -> Any:
+    """The analysis a run's host registers (``analyze``), or None for the masks analysis here."""
+    from ..registry import HOSTS
+    from ..train.config import load_run_config
+
+    config = Path(run_dir) / "config.yaml"
+    if not config.is_file():
+        return None  # `_load` says what is wrong with the folder
+    return HOSTS.get(load_run_config(config).host.kind).get("analyze")
+
+
 def analyze_runs(run_dir: str | Path, against: str | Path | None = None,
                  options: AnalyzeOptions | None = None) -> dict[str, Any]:
     """Analyse a run (and optionally a second one, usually its baseline, on the same samples).
@@ -67,6 +78,9 @@ def analyze_runs(run_dir: str | Path, against: str | Path | None = None,
     from .report import write_report
 
     opts = options or AnalyzeOptions()
+    own = _host_analysis(run_dir)
+    if own is not None:  # a host with its own analysis (fusion-vqa: maps against the named objects)
+        return own(run_dir, against, opts)
     acfg = AnalysisConfig(kinds=tuple(opts.maps), top=opts.freq_top, fg_coverage=opts.fg_coverage,
                           seed=opts.seed, keep=opts.num_examples)
     num_calib = opts.num_calib or opts.num_images

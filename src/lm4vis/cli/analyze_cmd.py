@@ -19,7 +19,12 @@ masks are per point: e.g. a point-bert run on shapes3d).
 
 Writes analysis.md, analysis.json, grid.png (image or x-y projected cloud, mask, maps,
 pseudo-masks) and
-activation_hist.png (token L2 norms of foreground vs background tokens, per stage)."""
+activation_hist.png (token L2 norms of foreground vs background tokens, per stage).
+
+A fusion-vqa run on shapes-vqa gets its own analysis: the visual tokens' L2 maps (and the
+block's amplification |out|/|in|) after each slot, scored per question by the AUROC of the
+tokens under the objects the question names (and those that decide its answer) against the
+other tokens and the other objects; writes analysis.md, analysis.json and vqa_maps.png."""
 
 EPILOG = """\
 examples:
@@ -27,6 +32,8 @@ examples:
       --against out/analysis/cluttered-fashion-mnist-baseline-s0
   lm4vis analyze RUN --data cluttered-animal-mnist --num-images 500
   lm4vis analyze RUN --data masks-folder --root my_images/ --split test --calib-split val
+
+  lm4vis analyze runs/demo-shapes-vqa/frozen-lm-s0 --against runs/demo-shapes-vqa/baseline-s0 --split val --calib-split test
 
 masks-folder: ROOT/images/<name>.png with ROOT/masks/<name>.png (nonzero = foreground); see
 docs/analysis.md for the definitions of every map and protocol."""
@@ -87,6 +94,10 @@ def run(args: argparse.Namespace) -> int:
     from ..analysis.report import deltas_table, rows_table, summary_rows
 
     result = analyze_runs(args.run_dir, args.against, opts)
+    if "table" in result:  # a host's own analysis (fusion-vqa) writes its own table and files
+        print(result["table"])
+        print(f"\nwrote {result['out']}/ (analysis.md, analysis.json, {', '.join(result['meta']['files'])})")
+        return 0
     print(rows_table(summary_rows(result["rows"])))
     if result["deltas"]:
         print()

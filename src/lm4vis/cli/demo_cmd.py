@@ -14,7 +14,9 @@ cores); --task video a small VideoMAE on the generated motion-mnist, whose 14 cl
 motions no single frame shows (configs/video-demo.yaml; its budget is not tuned yet: see the
 README); --task motion a small VectorNet on the embedded traffic simulator
 (configs/motion-demo.yaml, under 10 minutes), scored by minADE, minFDE and miss rate at K=1 and
-K=6 (lower is better) beside a constant-velocity extrapolation. Prints the table (mean, std and
+K=6 (lower is better) beside a constant-velocity extrapolation; --task vqa a small METER-style
+co-attention model on the generated shapes-vqa (configs/vqa-demo.yaml), VQA accuracy per
+question type beside the blind prior, with language-only and image-only controls. Prints the table (mean, std and
 95% CI over seeds, parameters, speed), the path of the report, and a plain reading of the
 result; running it again reuses finished runs and resumes an interrupted one."""
 
@@ -26,6 +28,7 @@ examples:
   lm4vis demo --quick              # one-minute smoke run (numbers mean nothing)
   lm4vis demo --seeds 0,1,2,3,4 --out /tmp/lm4vis
   lm4vis demo --task motion        # VectorNet on sim-traffic -> runs/demo-sim-traffic/report.md
+  lm4vis demo --task vqa           # METER-style VQA on shapes-vqa + language-/image-only controls
   lm4vis compare --config demo --variants baseline,frozen-lm,random-lm   # other controls"""
 
 

@@ -160,6 +160,16 @@ def build_vqa_image_encoder(cfg: ImageEncoderConfig) -> nn.Module:
     return build_image_encoder(cfg)
 
 
+def _meter_init(module: nn.Module) -> None:
+    if isinstance(module, (nn.Linear, nn.Embedding)):
+        nn.init.normal_(module.weight, std=0.02)
+    if isinstance(module, nn.Linear) and module.bias is not None:
+        nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.LayerNorm):
+        nn.init.ones_(module.weight)
+        nn.init.zeros_(module.bias)
+
+
 class CoAttentionFusion(nn.Module):
     """METER-style VQA model: answer logits [B, num_answers] from an image and a question.
 
@@ -196,6 +206,12 @@ class CoAttentionFusion(nn.Module):
         # METER's VQA head: 2d -> 2d -> answers, with LayerNorm and GELU between.
         self.classifier = nn.Sequential(nn.Linear(2 * d, 2 * d), nn.LayerNorm(2 * d), nn.GELU(),
                                         nn.Linear(2 * d, cfg.num_answers))
+        # METER's init of everything it adds to the two encoders (`objectives.init_weights`):
+        # N(0, 0.02) weights and embeddings, zero biases. torch's N(0, 1) embedding would make
+        # the modality embedding drown every token in the same constant.
+        for part in (self.image_proj, self.text_proj, self.modality_embed, self.text_layers, self.image_layers,
+                     self.text_pooler, self.image_pooler, self.classifier):
+            part.apply(_meter_init)
 
     def forward_features(self, image: Tensor, input_ids: Tensor,
                          text_padding_mask: Tensor) -> tuple[Tensor, Tensor]:
