@@ -18,7 +18,7 @@ def test_presets_exist():
     names = {p.stem for p in PRESETS}
     assert {"demo", "demo-quick", "fashion-mnist-vit-tiny", "vit-tiny-llama7b", "vit-small-llama7b",
             "vit-base-llama7b", "motion-demo", "motion-demo-quick", "vectornet-llama7b",
-            "mmtransformer-llama7b"} <= names
+            "mmtransformer-llama7b", "vqa-demo", "vqa-demo-quick", "meter-llama7b"} <= names
 
 
 def _motion_forward(cfg, model) -> None:
@@ -66,6 +66,9 @@ def test_preset_builds(path: Path, tiny_llama: str):
         _motion_forward(cfg, model)
         assert model.lm_slot.filled == (cfg.block.variant != "baseline")
         return
+    if cfg.host.kind == "fusion-vqa":
+        _vqa_builds(cfg, tiny_llama)
+        return
     offline, example = EXAMPLE_INPUTS[cfg.host.kind]
     cfg = cfg.replace({"block.source": tiny_llama, "block.layers": -1, **offline})
     model = build_model(cfg.host, cfg.block, seed=0).eval()
@@ -75,6 +78,29 @@ def test_preset_builds(path: Path, tiny_llama: str):
     slot = getattr(model, "lm_slot", None)
     attached = getattr(model, "lm_block", None) is not None or (slot is not None and slot.filled)
     assert attached == (cfg.block.variant != "baseline")
+
+
+def _vqa_builds(cfg, tiny_llama: str) -> None:
+    """A fusion-vqa preset without what it reads from disk (CLIP and RoBERTa folders, VQAv2), its
+    answers and vocabulary from the dataset's info (shapes-vqa) or a stand-in of VQAv2's sizes."""
+    from lm4vis.data.vl.items import VQAInfo
+    from lm4vis.train.datamodule import build_source
+
+    offline = {"block.source": tiny_llama, "block.layers": -1}
+    if cfg.data.name == "vqav2":
+        offline |= {"host.image.encoder": "timm", "host.image.clip_dir": None, "host.image.img_size": 32,
+                    "host.image.patch_size": 16, "host.text.pretrained": None, "data.tokenizer": None, "host.depth": 2,
+                    "data.image_size": None}
+    cfg = cfg.replace(offline)
+    info = (build_source(cfg).info if cfg.data.name != "vqav2" else
+            VQAInfo("vqav2", cfg.data.image_size, tuple(map(str, range(cfg.data.top_k_answers))),
+                    ("yes/no", "number", "other"), (), 100, 0, max_length=cfg.data.max_length))
+    model = build_model(cfg.host, cfg.block, seed=0, info=info).eval()
+    ids = torch.tensor([[2, 5, 6, 3]])
+    with torch.no_grad():
+        out = model(torch.zeros(1, 3, cfg.data.image_size, cfg.data.image_size), ids, torch.zeros_like(ids, dtype=torch.bool))
+    assert out.shape == (1, info.num_answers)
+    assert model.image_lm_slot.filled == (cfg.block.variant != "baseline")
 
 
 @pytest.mark.parametrize("name, host, drop_path, layers", [
