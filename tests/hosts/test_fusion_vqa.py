@@ -154,3 +154,15 @@ def test_clip_tower_and_bert_from_local_folders(tmp_path) -> None:
     with pytest.raises(ValueError, match="img_size"):
         build_model(_host(image={"encoder": "clip", "clip_dir": str(clip_dir), "img_size": 32}, num_answers=ANSWERS),
                     BlockConfig(variant="baseline"), info=None)
+
+
+def test_the_placement_sweep_reads_the_declared_placements() -> None:
+    from lm4vis.train.config import load_config
+    from lm4vis.train.sweep import sweep_cells
+
+    cfg = load_config(None, {"host.kind": "fusion-vqa", "data.name": "shapes-vqa", "task.name": "vqa"})
+    cells = sweep_cells("placement", cfg)
+    assert [(c.label, c.overrides.get("block.where")) for c in cells] == [
+        ("baseline", None), ("visual", "visual"), ("fusion", "fusion"), ("both", "both")]
+    timm = sweep_cells("placement", load_config(None, {}))
+    assert [c.label for c in timm] == ["baseline", "head", "middle", "tail", "two-layers"]  # the paper's Table D

@@ -171,7 +171,7 @@ def draw_examples(path: Path, batch: dict[str, Any], questions: list[str], panel
         image = (batch["image"][r] * s + m).clamp(0, 1).permute(1, 2, 0).numpy()
         ax = axes[r, 0]
         ax.imshow(image)
-        for k in torch.flatnonzero(batch["named_objects"][r]).tolist():
+        for k in batch["named_objects"][r].nonzero().flatten().tolist():
             x0, y0, x1, y1 = batch["boxes"][r, k].tolist()
             ax.add_patch(Rectangle((x0 - 1, y0 - 1), x1 - x0 + 1, y1 - y0 + 1, fill=False, color="white", lw=1.5))
         ax.set_title(questions[r], fontsize=6)
