@@ -20,7 +20,7 @@ CASES = [
     (["train", "--config", "points-demo", "host.num_group=4"], 1, "did you mean host.num_groups"),
     (["train", "--config", "pointbert-scanobjectnn-pb_t50_rs", "data.variant=hard"], 1,
      "choose one of obj_only, obj_bg, pb_t50_rs"),
-    (["demo", "--help"], 0, "--task {images,points,video,motion}"),
+    (["demo", "--help"], 0, "--task {images,points,video,motion,vqa}"),
 ]
 
 
