@@ -18,7 +18,7 @@ def test_presets_exist():
     names = {p.stem for p in PRESETS}
     assert {"demo", "demo-quick", "fashion-mnist-vit-tiny", "vit-tiny-llama7b", "vit-small-llama7b",
             "vit-base-llama7b", "motion-demo", "motion-demo-quick", "vectornet-llama7b",
-            "mmtransformer-llama7b"} <= names
+            "mmtransformer-llama7b", "vqa-demo", "vqa-demo-quick", "meter-llama7b"} <= names
 
 
 def _motion_forward(cfg, model) -> None:
@@ -70,6 +70,8 @@ def test_preset_builds(path: Path, tiny_llama: str, tmp_path_factory):
         _scene_vqa_forward(cfg.replace({"block.source": tiny_llama, "block.layers": -1}))
     if cfg.host.kind == "dual-encoder":
         _dual_encoder_forward(cfg, tiny_llama, tmp_path_factory)
+    if cfg.host.kind == "fusion-vqa":
+        _vqa_builds(cfg, tiny_llama)
         return
     offline, example = EXAMPLE_INPUTS[cfg.host.kind]
     cfg = cfg.replace({"block.source": tiny_llama, "block.layers": -1, **offline})
@@ -146,6 +148,29 @@ def test_retrieval_paper_preset():
     assert (cfg.trainer.max_epochs, o.lr, d.max_length, d.image_size, d.val_split) == (10, 5e-6, 40, 384, "test")
     assert d.batch_size * cfg.trainer.devices == 512  # METER's batch
     assert h.text.pretrained == d.tokenizer  # the text tower reads its own tokeniser's ids
+
+
+def _vqa_builds(cfg, tiny_llama: str) -> None:
+    """A fusion-vqa preset without what it reads from disk (CLIP and RoBERTa folders, VQAv2), its
+    answers and vocabulary from the dataset's info (shapes-vqa) or a stand-in of VQAv2's sizes."""
+    from lm4vis.data.vl.items import VQAInfo
+    from lm4vis.train.datamodule import build_source
+
+    offline = {"block.source": tiny_llama, "block.layers": -1}
+    if cfg.data.name == "vqav2":
+        offline |= {"host.image.encoder": "timm", "host.image.clip_dir": None, "host.image.img_size": 32,
+                    "host.image.patch_size": 16, "host.text.pretrained": None, "data.tokenizer": None, "host.depth": 2,
+                    "data.image_size": None}
+    cfg = cfg.replace(offline)
+    info = (build_source(cfg).info if cfg.data.name != "vqav2" else
+            VQAInfo("vqav2", cfg.data.image_size, tuple(map(str, range(cfg.data.top_k_answers))),
+                    ("yes/no", "number", "other"), (), 100, 0, max_length=cfg.data.max_length))
+    model = build_model(cfg.host, cfg.block, seed=0, info=info).eval()
+    ids = torch.tensor([[2, 5, 6, 3]])
+    with torch.no_grad():
+        out = model(torch.zeros(1, 3, cfg.data.image_size, cfg.data.image_size), ids, torch.zeros_like(ids, dtype=torch.bool))
+    assert out.shape == (1, info.num_answers)
+    assert model.image_lm_slot.filled == (cfg.block.variant != "baseline")
 
 
 @pytest.mark.parametrize("name, host, drop_path, layers", [

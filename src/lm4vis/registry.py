@@ -29,10 +29,12 @@ from typing import Any
 #: Modules that register the built-in parts of each kind; imported on the first lookup.
 _BUILTINS: dict[str, tuple[str, ...]] = {
     "host": ("lm4vis.hosts.configs", "lm4vis.hosts.pointbert_config", "lm4vis.hosts.videomae_config",
-             "lm4vis.hosts.scene_vqa_config", "lm4vis.hosts.dual_encoder_config"),
-    "task": ("lm4vis.tasks.configs", "lm4vis.tasks.scene_qa_config", "lm4vis.tasks.retrieval_config"),
+             "lm4vis.hosts.scene_vqa_config", "lm4vis.hosts.dual_encoder_config",
+             "lm4vis.hosts.fusion_vqa_config"),
+    "task": ("lm4vis.tasks.configs", "lm4vis.tasks.scene_qa_config", "lm4vis.tasks.retrieval_config",
+             "lm4vis.tasks.vqa_config"),
     "dataset": ("lm4vis.data.configs", "lm4vis.data.points_config", "lm4vis.data.video_config",
-                "lm4vis.data.vqa3d_config", "lm4vis.data.captions_config"),
+                "lm4vis.data.vqa3d_config", "lm4vis.data.captions_config", "lm4vis.data.vqa_config"),
 }
 
 

@@ -8,16 +8,17 @@ import torch.nn.functional as F
 
 from lm4vis.block import FrozenLMBlock
 from lm4vis.hosts.dual_encoder_config import DualEncoderConfig, ImageTowerConfig, TextTowerConfig
-from lm4vis.hosts.fusion import CoAttentionFusion, DualEncoder, FusionConfig, TextEncoderConfig, additive_mask, info_nce
 from lm4vis.hosts.configs import TimmViTConfig
+from lm4vis.hosts.fusion import (CoAttentionFusion, DualEncoder, FusionVQAConfig, ImageEncoderConfig, TextEncoder, TextEncoderConfig, additive_mask,
+                                 info_nce)
 from lm4vis.lm import random_lm, tiny_config
 
 VOCAB, PAD, ANSWERS = 20, 0, 7
 
 
-def _image() -> HostConfig:
-    return TimmViTConfig(name="vit_tiny_patch16_224", img_size=16, patch_size=8, in_chans=3, num_classes=0,
-                      kwargs=dict(embed_dim=24, depth=1, num_heads=2))
+def _image() -> ImageEncoderConfig:
+    return ImageEncoderConfig(name="vit_tiny_patch16_224", img_size=16, patch_size=8,
+                              kwargs=dict(embed_dim=24, depth=1, num_heads=2))
 
 
 def _text() -> TextEncoderConfig:
@@ -25,8 +26,8 @@ def _text() -> TextEncoderConfig:
 
 
 def _fusion() -> CoAttentionFusion:
-    return CoAttentionFusion(FusionConfig(_image(), _text(), num_answers=ANSWERS, embed_dim=32, depth=2,
-                                          num_heads=4)).eval()
+    return CoAttentionFusion(FusionVQAConfig(image=_image(), text=_text(), num_answers=ANSWERS, embed_dim=32,
+                                             depth=2, num_heads=4)).eval()
 
 
 def _dual() -> DualEncoder:
@@ -190,11 +191,13 @@ def test_dual_encoder_embeddings() -> None:
 
 
 @pytest.mark.parametrize("make, message", [
-    (lambda: TextEncoderConfig(), "vocab_size"),
+    (lambda: TextEncoder(TextEncoderConfig()), "vocab_size"),  # 0: the dataset's, filled by the builder
     (lambda: TextEncoderConfig(vocab_size=5, pad_id=5), "pad_id"),
     (lambda: TextEncoderConfig(vocab_size=5, embed_dim=10, num_heads=3), "multiple"),
-    (lambda: FusionConfig(_image(), _text()), "num_answers"),
-    (lambda: FusionConfig(_image(), _text(), num_answers=3, embed_dim=30, num_heads=4), "multiple"),
+    (lambda: CoAttentionFusion(FusionVQAConfig(image=_image(), text=_text())), "num_answers"),
+    (lambda: FusionVQAConfig(image=_image(), text=_text(), num_answers=3, embed_dim=30, num_heads=4), "multiple"),
+    (lambda: ImageEncoderConfig(encoder="clip"), "clip_dir"),
+    (lambda: ImageEncoderConfig(encoder="vit"), "unknown"),
 ])
 def test_config_checks(make, message: str) -> None:
     with pytest.raises(ValueError, match=message):

@@ -76,7 +76,9 @@ def analyze_runs(run_dir: str | Path, against: str | Path | None = None,
         ``{"out": folder, "rows": [...], "deltas": [...], "report": analysis.md path, "meta": ...,
         "text": the tables printed, "files": what was written}``. A host that registers its own
         ``analysis`` (``vectornet``: polyline relevance, `lm4vis.analysis.motion.analyze_motion`)
-        is analysed by it instead, with the same options and result keys.
+        (or ``fusion-vqa``: visual tokens against the objects a question names,
+        `lm4vis.analysis.vqa.analyze_vqa_runs`) is analysed by it instead, with the same
+        options and result keys.
     """
     from .plots import plot_activation_hist, plot_grid
     from .report import deltas_table, rows_table, summary_rows, write_report
@@ -91,7 +93,7 @@ def analyze_runs(run_dir: str | Path, against: str | Path | None = None,
     cfg0 = models[0][2]
     labels = _labels([(p, cfg) for p, _, cfg in models])
     own = _host_analysis(models)
-    if own is not None:  # a host whose tokens are not patches of an input with masks (motion)
+    if own is not None:  # tokens that are not patches of an input with masks (motion, VQA)
         return own(models, labels, opts)
     opts = replace(opts, split=opts.split or "test")
 

@@ -27,7 +27,12 @@ whether the polylines that decide the focal agent's future (the simulator's grou
 lanes it drives, the agent it follows, the one it yields to) outscore the rest (AUROC, top-1),
 for the run and --against, paired by scene, next to closeness to the focal agent (geometry
 alone) and chance. Writes analysis.md, analysis.json and scenes.png (scenes drawn with every
-polyline coloured by its token's score, run next to baseline)."""
+polyline coloured by its token's score, run next to baseline).
+
+A fusion-vqa run on shapes-vqa gets its own analysis: the visual tokens' L2 maps (and the
+block's amplification |out|/|in|) after each slot, scored per question by the AUROC of the
+tokens under the objects the question names (and those that decide its answer) against the
+other tokens and the other objects; writes analysis.md, analysis.json and vqa_maps.png."""
 
 EPILOG = """\
 examples:
@@ -36,6 +41,8 @@ examples:
   lm4vis analyze RUN --data cluttered-animal-mnist --num-images 500
   lm4vis analyze RUN --data masks-folder --root my_images/ --split test --calib-split val
   lm4vis analyze runs/motion/frozen-lm-s0 --against runs/motion/baseline-s0 --num-examples 4
+
+  lm4vis analyze runs/demo-shapes-vqa/frozen-lm-s0 --against runs/demo-shapes-vqa/baseline-s0 --split val --calib-split test
 
 masks-folder: ROOT/images/<name>.png with ROOT/masks/<name>.png (nonzero = foreground); see
 docs/analysis.md for the definitions of every map and protocol."""

@@ -7,18 +7,22 @@ import argparse
 DESCRIPTION = """\
 Train a small host three ways on embedded data, on the CPU: baseline (no block), frozen-lm
 (SmolLM2-135M's last layer, frozen, between two trainable linear layers) and mlp (a trainable
-MLP with the same parameter count). --task images (the default) trains a small ViT on
-Fashion-MNIST (else Animal-MNIST; configs/demo.yaml, about 5 minutes on 2 cores); --task points
-a small Point-BERT on the generated shapes3d (configs/points-demo.yaml, under 10 minutes on 2
-cores); --task video a small VideoMAE on the generated motion-mnist, whose 14 classes are
-motions no single frame shows (configs/video-demo.yaml; its budget is not tuned yet: see the
-README); --task motion a small VectorNet on the embedded traffic simulator
-(configs/motion-demo.yaml, under 10 minutes), scored by minADE, minFDE and miss rate at K=1 and
-K=6 (lower is better) beside a constant-velocity extrapolation; --task retrieval a small dual
-encoder on the generated shapes-captions (configs/retrieval-demo.yaml), scored by Recall@1/5/10
-image->text and text->image over the whole validation split, beside random ranking. Prints the table (mean, std and
-95% CI over seeds, parameters, speed), the path of the report, and a plain reading of the
-result; running it again reuses finished runs and resumes an interrupted one."""
+MLP with the same parameter count), with every seed. --task picks the data:
+  images     a small ViT on Fashion-MNIST, else Animal-MNIST (configs/demo.yaml; the default)
+  points     a small Point-BERT on the generated shapes3d (configs/points-demo.yaml)
+  video      a small VideoMAE on the generated motion-mnist, 14 motions no single frame shows
+  motion     a small VectorNet on the traffic simulator: minADE, minFDE, miss rate at K=1 and
+             K=6 (lower is better), beside a constant-velocity extrapolation
+  vqa        a small METER-style co-attention model on the generated shapes-vqa: accuracy per
+             question type beside the blind prior, with language-only and image-only controls
+  retrieval  a small dual encoder on the generated shapes-captions: Recall@1/5/10 image->text
+             and text->image over the whole validation split, beside random ranking
+  vqa3d      a small scene-VQA model on the generated rooms3d-qa: EM@1 per question type,
+             with situation-blind and scene-blind controls
+  all        every task above, then one table in the shape of the paper's
+The README gives each demo's measured table and wall time. Prints the table (mean, std and 95%
+CI over seeds, parameters, speed), the path of the report, and a plain reading of the result;
+running it again reuses finished runs and resumes an interrupted one."""
 
 EPILOG = """\
 examples:
@@ -28,7 +32,9 @@ examples:
   lm4vis demo --quick              # one-minute smoke run (numbers mean nothing)
   lm4vis demo --seeds 0,1,2,3,4 --out /tmp/lm4vis
   lm4vis demo --task motion        # VectorNet on sim-traffic -> runs/demo-sim-traffic/report.md
+  lm4vis demo --task vqa           # METER-style VQA on shapes-vqa + language-/image-only controls
   lm4vis demo --task retrieval     # a dual encoder on shapes-captions -> runs/demo-shapes-captions/report.md
+  lm4vis demo --task all           # every task, then runs/paper-table/table.md
   lm4vis compare --config demo --variants baseline,frozen-lm,random-lm   # other controls"""
 
 

@@ -11,7 +11,8 @@ DESCRIPTION = """\
 Sweep one axis of the method with the budget of a preset, every cell with several seeds:
 
   layer      every k-th layer of block.source's LM, first to last (the paper's Fig. 2)
-  placement  head, middle, tail, and two layers at the tail (the paper's Table D)
+  placement  head, middle, tail, and two layers at the tail (the paper's Table D), or the
+             placements the host declares (fusion-vqa: visual, fusion, both)
   llm        SmolLM2-135M, Gemma 3 270M if installed, random-init and MLP controls
 
 A baseline (no block) is trained alongside for reference. Runs go to

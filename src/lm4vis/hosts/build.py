@@ -49,18 +49,22 @@ def build_model(host: HostConfig, block: BlockConfig, seed: int = 0, info: Any =
     core_variant = VARIANTS[block.variant]
     if core_variant is None:
         return model
-    placements = block_placements(block.where)
-    targets = [resolve_target(model, where) for where in placements]  # a bad placement fails before the LM is read
-    for k, (where, target) in enumerate(zip(placements, targets)):
+    # Several blocks: a placement the host names (``both``: one per slot), declared as
+    # ``placements={where: {block name: slot path}}`` with its registration, or a comma list.
+    named = (HOSTS.get(host.kind).get("placements") or {}).get(str(block.where))
+    places = list(named.items()) if named else [(None, w) for w in block_placements(block.where)]
+    targets = [resolve_target(model, where) for _, where in places]  # a bad placement fails before the LM is read
+    for k, ((name, where), target) in enumerate(zip(places, targets)):
         lm = load_lm_layers(
             block.source, block.layers, dtype=block.dtype,
             weights=core_variant in PRETRAINED_VARIANTS,  # the controls need only the config
         ).set_attention(block.attention)
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed + 1_000_003 + k)  # k = 0: the single block of every earlier run
+            # k = 0 draws as the single block of every earlier run, so ``visual`` and ``both`` share it.
+            torch.manual_seed(seed + 1_000_003 + k)
             lm_block = FrozenLMBlock(lm, in_dim=target.width(model), variant=core_variant,
                                      final_norm=block.final_norm, seed=seed + k)
-        attach(model, lm_block, where=where, name=block_name(where, target.path, k, len(placements)))
+        attach(model, lm_block, where=where, name=name or block_name(where, target.path, k, len(places)))
     return model
 
 

@@ -3,25 +3,26 @@ image-text retrieval, each with `LMSlot` s where the paper puts the frozen LM bl
 
 `CoAttentionFusion` (Dou et al., METER, CVPR 2022)::
 
-    image -> timm ViT -> image_lm_slot -> proj --> image layers -> fusion_lm_slot -> pool --+
-                                                      ^   |                                 +-> classifier
-    text  -> text encoder -------------> proj --> text layers -----------------------> pool --+
+    image -> timm ViT / CLIP -> image_lm_slot -> proj --> image layers -> fusion_lm_slot -> pool --+
+                                                             ^   |                                 +-> classifier
+    text  -> text encoder --------------------> proj --> text layers -----------------------> pool --+
 
     a layer: self-attention -> cross-attention to the other stream -> FFN
 
 Each co-attention layer is transformers' ``BertLayer`` built with ``add_cross_attention``; the
-two streams are updated in parallel from the previous layer's outputs, as in METER. The two
+two streams are updated in parallel from the previous layer's outputs, as in METER
+(`coattention_layers`, `coattend`: the scene-VQA host of `lm4vis.hosts.scene_vqa` fuses with them too). The two
 slots are the placements to compare: on the visual tokens after the image encoder (after its
 last block and final norm) and on the visual stream after the fusion. Both stay identities
 until `lm4vis.attach` fills them, so the baseline is the same module tree minus the block.
+The registered host ``fusion-vqa`` (`build_fusion_vqa`; its config and placements are in
+`lm4vis.hosts.fusion_vqa_config`) sizes the model from the dataset.
 
-`DualEncoder` (the registered ``dual-encoder`` host, built from its light config in
-`lm4vis.hosts.dual_encoder_config`): image and text towers, each with an LM slot at its end,
-pooled and projected into one space; cosine similarities scaled by a learned temperature,
-trained with symmetric InfoNCE (the ``retrieval`` task).
+`DualEncoder` (the registered ``dual-encoder`` host; its config is in
+`lm4vis.hosts.dual_encoder_config`): image and text encoders, each pooled and projected into one
+space; cosine similarities scaled by a learned temperature, trained with symmetric InfoNCE.
 
-Images come in normalised (float [B, 3, H, W]; the dual encoder also takes the datasets' uint8
-images and normalises them itself); token ids and ``text_padding_mask`` (True =
+Images come in normalised (float [B, 3, H, W]); token ids and ``text_padding_mask`` (True =
 padding) as `lm4vis.data.vl.collate_vl` makes them.
 """
 
@@ -37,85 +38,13 @@ from torch import Tensor, nn
 
 from .configs import TimmViTConfig
 from .dual_encoder_config import DualEncoderConfig
+from .fusion_vqa_config import FusionVQAConfig, ImageEncoderConfig, TextEncoderConfig
 from .slot import LMSlot
 from .vit import build_timm_vit
 
 
 def _default_image() -> TimmViTConfig:
     return TimmViTConfig(name="vit_tiny_patch16_224", img_size=64, patch_size=8, in_chans=3, num_classes=0)
-
-
-@dataclass
-class TextEncoderConfig:
-    """A text encoder: a small BERT from these sizes, or a pretrained one from a local folder.
-
-    Args:
-        vocab_size: token vocabulary (the dataset's ``info.vocab_size``); read from the
-            checkpoint when ``pretrained`` is set.
-        pad_id: the padding id (the dataset's ``info.pad_id``).
-        embed_dim, depth, num_heads, mlp_ratio: sizes of the small BERT.
-        max_length: positions it can embed (at least the datasets' ``max_length``).
-        dropout: hidden and attention dropout.
-        pretrained: a local transformers folder (``AutoModel.from_pretrained``) instead of a
-            small random BERT; its own config then sets every size.
-    """
-
-    vocab_size: int = 0
-    pad_id: int = 0
-    embed_dim: int = 192
-    depth: int = 2
-    num_heads: int = 3
-    mlp_ratio: float = 4.0
-    max_length: int = 64
-    dropout: float = 0.0
-    pretrained: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.pretrained is not None:
-            return  # the checkpoint's config sets the sizes
-        if self.vocab_size < 1:
-            raise ValueError("text.vocab_size must be set (from the dataset's info.vocab_size)")
-        if not 0 <= self.pad_id < self.vocab_size:
-            raise ValueError(f"text.pad_id={self.pad_id} is outside the vocabulary of {self.vocab_size}")
-        if self.embed_dim % self.num_heads:
-            raise ValueError(f"text.embed_dim={self.embed_dim} is not a multiple of num_heads={self.num_heads}")
-
-
-@dataclass
-class FusionConfig:
-    """A METER-style co-attention model.
-
-    Args:
-        image: the image encoder (a timm ViT; its classifier is not built).
-        text: the text encoder.
-        num_answers: outputs of the answer classifier (the dataset's ``info.num_answers``).
-        embed_dim: width of the co-attention layers.
-        depth: co-attention layers per modality.
-        num_heads: attention heads of the co-attention layers.
-        mlp_ratio: FFN width over ``embed_dim``.
-        dropout: dropout of the co-attention layers.
-    """
-
-    image: TimmViTConfig = field(default_factory=_default_image)
-    text: TextEncoderConfig = field(default_factory=TextEncoderConfig)
-    num_answers: int = 0
-    embed_dim: int = 192
-    depth: int = 2
-    num_heads: int = 4
-    mlp_ratio: float = 4.0
-    dropout: float = 0.0
-
-    def __post_init__(self) -> None:
-        if isinstance(self.image, dict):  # from YAML
-            self.image = TimmViTConfig(**self.image)
-        if isinstance(self.text, dict):
-            self.text = TextEncoderConfig(**self.text)
-        if self.num_answers < 1:
-            raise ValueError("num_answers must be set (from the dataset's info.num_answers)")
-        if self.embed_dim % self.num_heads:
-            raise ValueError(f"embed_dim={self.embed_dim} is not a multiple of num_heads={self.num_heads}")
-        if self.depth < 1:
-            raise ValueError(f"depth must be at least 1, got {self.depth}")
 
 
 def build_image_encoder(cfg: TimmViTConfig) -> nn.Module:
@@ -137,6 +66,9 @@ class TextEncoder(nn.Module):
         if cfg.pretrained is not None:
             self.model = AutoModel.from_pretrained(cfg.pretrained, local_files_only=True)
         else:
+            if cfg.vocab_size < 1:
+                raise ValueError("text.vocab_size must be set (the dataset's info.vocab_size; the "
+                                 "registered hosts' builders fill it)")
             self.model = BertModel(BertConfig(
                 vocab_size=cfg.vocab_size, hidden_size=cfg.embed_dim, num_hidden_layers=cfg.depth,
                 num_attention_heads=cfg.num_heads, intermediate_size=round(cfg.embed_dim * cfg.mlp_ratio),
@@ -210,17 +142,67 @@ class Pooler(nn.Module):
         return torch.tanh(self.dense(tokens[:, 0]))
 
 
+class CLIPVisionTokens(nn.Module):
+    """transformers' CLIP vision tower as an image encoder: every token of its last layer after
+    its final LayerNorm (``post_layernorm``), as METER feeds CLIP's tokens to the fusion.
+
+    Args:
+        folder: a local folder saved by ``CLIPVisionModel`` or ``CLIPModel.save_pretrained``.
+    """
+
+    def __init__(self, folder: str) -> None:
+        super().__init__()
+        from transformers import CLIPVisionModel
+
+        self.model = CLIPVisionModel.from_pretrained(folder, local_files_only=True)
+        # transformers 4 nests the tower under `vision_model`; 5 puts its parts on the model itself.
+        self.tower_path = "model.vision_model" if hasattr(self.model, "vision_model") else "model"
+        self.embed_dim: int = self.model.config.hidden_size
+        self.img_size: int = self.model.config.image_size
+        self.patch_size: int = self.model.config.patch_size
+        self.num_prefix_tokens = 1  # CLS
+
+    def forward_features(self, image: Tensor) -> Tensor:
+        tokens = self.model(pixel_values=image).last_hidden_state
+        return self.get_submodule(self.tower_path).post_layernorm(tokens)
+
+
+def build_vqa_image_encoder(cfg: ImageEncoderConfig) -> nn.Module:
+    """The image encoder ``cfg`` names: a timm ViT (no classifier) or a local CLIP tower.
+    Either has ``embed_dim`` and ``forward_features(image) -> tokens [B, 1 + N, embed_dim]``."""
+    if cfg.encoder == "clip":
+        encoder = CLIPVisionTokens(cfg.clip_dir)
+        if cfg.img_size is not None and cfg.img_size != encoder.img_size:
+            raise ValueError(f"host.image.img_size={cfg.img_size} but the CLIP tower in {cfg.clip_dir} "
+                             f"takes {encoder.img_size} px images; set host.image.img_size={encoder.img_size}")
+        return encoder
+    return build_image_encoder(cfg)
+
+
+def _meter_init(module: nn.Module) -> None:
+    if isinstance(module, (nn.Linear, nn.Embedding)):
+        nn.init.normal_(module.weight, std=0.02)
+    if isinstance(module, nn.Linear) and module.bias is not None:
+        nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.LayerNorm):
+        nn.init.ones_(module.weight)
+        nn.init.zeros_(module.bias)
+
+
 class CoAttentionFusion(nn.Module):
     """METER-style VQA model: answer logits [B, num_answers] from an image and a question.
 
     Args:
-        cfg: the model's configuration.
+        cfg: the model's configuration, with ``num_answers`` and ``text.vocab_size`` set
+            (`build_fusion_vqa` fills them from the dataset).
     """
 
-    def __init__(self, cfg: FusionConfig) -> None:
+    def __init__(self, cfg: FusionVQAConfig) -> None:
         super().__init__()
+        if cfg.num_answers < 1:
+            raise ValueError("num_answers must be set (the dataset's info.num_answers)")
         self.cfg = cfg
-        self.image_encoder = build_image_encoder(cfg.image)
+        self.image_encoder = build_vqa_image_encoder(cfg.image)
         self.image_lm_slot = LMSlot(self.image_encoder.embed_dim)
         self.text_encoder = TextEncoder(cfg.text)
         d = cfg.embed_dim
@@ -234,6 +216,12 @@ class CoAttentionFusion(nn.Module):
         # METER's VQA head: 2d -> 2d -> answers, with LayerNorm and GELU between.
         self.classifier = nn.Sequential(nn.Linear(2 * d, 2 * d), nn.LayerNorm(2 * d), nn.GELU(),
                                         nn.Linear(2 * d, cfg.num_answers))
+        # METER's init of everything it adds to the two encoders (`objectives.init_weights`):
+        # N(0, 0.02) weights and embeddings, zero biases. torch's N(0, 1) embedding would make
+        # the modality embedding drown every token in the same constant.
+        for part in (self.image_proj, self.text_proj, self.modality_embed, self.text_layers, self.image_layers,
+                     self.text_pooler, self.image_pooler, self.classifier):
+            part.apply(_meter_init)
 
     def forward_features(self, image: Tensor, input_ids: Tensor,
                          text_padding_mask: Tensor) -> tuple[Tensor, Tensor]:
@@ -257,6 +245,87 @@ class CoAttentionFusion(nn.Module):
         """Answer logits [B, num_answers]; see `forward_features` for the arguments."""
         text, visual = self.forward_features(image, input_ids, text_padding_mask)
         return self.classifier(torch.cat([self.text_pooler(text), self.image_pooler(visual)], dim=-1))
+
+
+# -- the registered ``fusion-vqa`` host (`lm4vis.hosts.fusion_vqa_config` names these) -------------
+def build_fusion_vqa(cfg: FusionVQAConfig, info: Any = None) -> CoAttentionFusion:
+    """The ``fusion-vqa`` host, sized by the dataset: its answers, vocabulary and padding id.
+
+    Args:
+        cfg: the host config (``num_answers`` and ``text.vocab_size`` 0: the dataset's).
+        info: the dataset's `lm4vis.data.vl.VQAInfo`.
+    """
+    if info is not None:
+        check_data(cfg, info)
+        text = cfg.text if cfg.text.pretrained is not None else replace(
+            cfg.text, vocab_size=info.vocab_size, pad_id=info.pad_id)
+        cfg = replace(cfg, num_answers=info.num_answers, text=text)
+    return CoAttentionFusion(cfg)
+
+
+def check_data(cfg: FusionVQAConfig, info: Any) -> None:
+    """The host must fit the data: answers, vocabulary and image size, where the config sets them."""
+    from ..train.config import ConfigError
+
+    answers = getattr(info, "num_answers", None)
+    if answers is None:
+        raise ConfigError(f"host.kind=fusion-vqa answers questions, but dataset {info.name!r} has no answer "
+                          "vocabulary; use a VQA dataset (shapes-vqa, vqav2)")
+    if cfg.num_answers and cfg.num_answers != answers:
+        raise ConfigError(f"host.num_answers={cfg.num_answers} but dataset {info.name!r} has {answers} answers; "
+                          "set host.num_answers=0 (the dataset's) or to that number")
+    if cfg.text.pretrained is None and cfg.text.vocab_size and cfg.text.vocab_size != info.vocab_size:
+        raise ConfigError(f"host.text.vocab_size={cfg.text.vocab_size} but the dataset's tokeniser has "
+                          f"{info.vocab_size} ids; set host.text.vocab_size=0 (the dataset's)")
+    if cfg.text.pretrained is None and info.vocab_size and getattr(info, "max_length", 0) > cfg.text.max_length:
+        raise ConfigError(f"questions are up to {info.max_length} tokens but host.text.max_length="
+                          f"{cfg.text.max_length}; raise host.text.max_length or lower data.max_length")
+    if cfg.image.encoder == "timm" and cfg.image.img_size != info.image_size:
+        raise ConfigError(f"host.image.img_size={cfg.image.img_size} but the dataset's images are "
+                          f"{info.image_size} px; set data.image_size={cfg.image.img_size} (or leave it null)")
+
+
+def describe(cfg: FusionVQAConfig) -> str:
+    """One line for reports."""
+    image = (f"CLIP from {cfg.image.clip_dir}" if cfg.image.encoder == "clip" else
+             f"{cfg.image.name} ({cfg.image.img_size} px, patch {cfg.image.patch_size}"
+             + "".join(f", {k}={v}" for k, v in cfg.image.kwargs.items()) + ")")
+    text = (f"text from {cfg.text.pretrained}" if cfg.text.pretrained else
+            f"text BERT {cfg.text.depth}x{cfg.text.embed_dim}")
+    return f"METER-style fusion: {image}, {text}, {cfg.depth} co-attention layers of {cfg.embed_dim}"
+
+
+def fusion_vqa_stages(model: CoAttentionFusion) -> dict[str, tuple[str, str]]:
+    """The host's own hook points: its image encoder's (``last_block``, ``post_norm``) and the
+    visual tokens at each slot (``visual_in``/``visual_out``: the image encoder's tokens before and
+    after the ``visual`` slot; ``fused_in``/``fused_out``: the visual stream before and after the
+    ``fusion`` slot). An empty slot passes its tokens through, so a baseline has the same points."""
+    from .vit import vit_stages
+
+    encoder = model.image_encoder
+    if isinstance(encoder, CLIPVisionTokens):
+        tower = encoder.tower_path
+        layers = encoder.get_submodule(tower).encoder.layers
+        own = {"last_block": (f"{tower}.encoder.layers.{len(layers) - 1}", "output"),
+               "post_norm": (f"{tower}.post_layernorm", "output")}
+    else:
+        own = vit_stages(encoder)
+    points = {k: (f"image_encoder.{path}", side) for k, (path, side) in own.items()}
+    points.update({"visual_in": ("image_lm_slot", "input"), "visual_out": ("image_lm_slot", "output"),
+                   "fused_in": ("fusion_lm_slot", "input"), "fused_out": ("fusion_lm_slot", "output")})
+    return points
+
+
+def fusion_vqa_layout(model: CoAttentionFusion, batch: Any = None) -> Any:
+    """The image tokens' patch grid after the CLS token (timm's or CLIP's)."""
+    from ..analysis.layout import GridLayout
+    from .vit import vit_layout
+
+    encoder = model.image_encoder
+    if isinstance(encoder, CLIPVisionTokens):
+        side = encoder.img_size // encoder.patch_size
+        return GridLayout(1, (side, side))
+    return vit_layout(encoder)
 
 
 #: How a tower pools its tokens (`lm4vis.hosts.dual_encoder_config.POOLS`; a test keeps the two equal).
@@ -435,6 +504,8 @@ def info_nce(image_embeds: Tensor, text_embeds: Tensor, logit_scale: Tensor | fl
     return (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels)) / 2
 
 
-__all__ = ["TextEncoderConfig", "FusionConfig", "DualEncoderConfig", "build_image_encoder", "TextEncoder",
-           "CoAttentionFusion", "DualEncoder", "build_dual_encoder", "POOLS", "Pooler", "additive_mask",
-           "coattention_layers", "coattend", "info_nce"]
+__all__ = ["TextEncoderConfig", "FusionVQAConfig", "ImageEncoderConfig", "DualEncoderConfig", "build_image_encoder",
+           "build_vqa_image_encoder",
+           "TextEncoder", "CLIPVisionTokens", "CoAttentionFusion", "build_fusion_vqa", "check_data", "describe",
+           "fusion_vqa_stages", "fusion_vqa_layout", "DualEncoder", "build_dual_encoder", "POOLS", "Pooler",
+           "additive_mask", "coattention_layers", "coattend", "info_nce"]

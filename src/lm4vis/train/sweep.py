@@ -1,7 +1,8 @@
 """Sweeps of the paper's ablations: which layer, which placement, which language model.
 
 - ``layer`` (the paper's Fig. 2): every k-th layer of the chosen LM, first to last;
-- ``placement`` (the paper's Table D): head, middle, tail, and two layers at the tail;
+- ``placement`` (the paper's Table D): head, middle, tail, and two layers at the tail; or the
+  placements a host declares with its registration (``fusion-vqa``: visual, fusion, both);
 - ``llm``: SmolLM2-135M, Gemma 3 270M when installed, the random-init and MLP controls.
 
 Every cell x seed is an ordinary run (resumable: a completed run is kept, a killed one
@@ -64,8 +65,12 @@ def sweep_cells(
         cells += [Cell(f"layer-{i}", {**frozen, "block.layers": str(i), "block.where": "last"}, x=i)
                   for i in layer_indices(n, every)]
     elif kind == "placement":
-        cells += [Cell(label, {**frozen, "block.where": where, "block.layers": layers}, x=k)
-                  for k, (label, where, layers) in enumerate(PLACEMENT_CELLS)]
+        declared = _host_placements(cfg)
+        if declared:  # a host that names its own placements (fusion-vqa: visual, fusion, both)
+            cells += [Cell(where, {**frozen, "block.where": where}, x=k) for k, where in enumerate(declared)]
+        else:
+            cells += [Cell(label, {**frozen, "block.where": where, "block.layers": layers}, x=k)
+                      for k, (label, where, layers) in enumerate(PLACEMENT_CELLS)]
     else:
         for k, name in enumerate(llms):
             if name in ("random-lm", "mlp"):
@@ -75,6 +80,19 @@ def sweep_cells(
             else:
                 cells.append(Cell(name, {**frozen, "block.source": name, "block.layers": "-1"}, x=k))
     return cells
+
+
+def _host_placements(cfg: RunConfig) -> list[str]:
+    """The placements the host's registration names, without aliases of one another."""
+    from ..registry import HOSTS
+
+    declared = HOSTS.get(cfg.host.kind).get("placements") or {}
+    seen, out = [], []
+    for where, blocks in declared.items():
+        if blocks not in seen:
+            seen.append(blocks)
+            out.append(where)
+    return out
 
 
 def sweep(

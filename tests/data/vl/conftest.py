@@ -95,3 +95,9 @@ def vqav2(tmp_path: Path) -> VQAv2Release:
 @pytest.fixture
 def karpathy_root(tmp_path: Path) -> Path:
     return tmp_path / "flickr30k"
+
+
+@pytest.fixture
+def vqa_question() -> type:
+    """The `Question` record the VQAv2 writer takes (a fixture, so no test imports this module)."""
+    return Question

@@ -39,6 +39,7 @@ class VQAInfo:
         pad_id: the id padded question tokens carry.
         max_objects: objects per scene in the ``boxes`` / ``object_masks`` keys (0: none).
         in_chans: image channels (RGB).
+        max_length: the longest question, in tokens (0: not stated).
     """
 
     name: str
@@ -50,6 +51,7 @@ class VQAInfo:
     pad_id: int
     max_objects: int = 0
     in_chans: int = 3
+    max_length: int = 0
 
     @property
     def num_answers(self) -> int:

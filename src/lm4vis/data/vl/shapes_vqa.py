@@ -255,7 +255,8 @@ class ShapesVQA(Dataset):
         self.answers = answer_vocabulary(cfg.scene)
         self._answer_index = {a: j for j, a in enumerate(self.answers)}
         self.info = VQAInfo(NAME, cfg.image_size, self.answers, ANSWER_TYPES, QUESTION_TYPES,
-                            self.tokenizer.vocab_size, self.tokenizer.pad_id, cfg.scene.num_objects)
+                            self.tokenizer.vocab_size, self.tokenizer.pad_id, cfg.scene.num_objects,
+                            max_length=cfg.max_length)
 
     def __len__(self) -> int:
         return self.cfg.num_items

@@ -290,7 +290,7 @@ class VQAv2Dataset(Dataset):
         self.answers = tuple(answers) if answers is not None else load_answer_vocabulary(cfg.root, cfg.top_k_answers)
         self.tokenizer = tokenizer or train_question_tokenizer(cfg.root, cfg.min_word_frequency)
         self.info = VQAInfo(NAME, cfg.image_size, self.answers, ANSWER_TYPES, (),
-                            self.tokenizer.vocab_size, self.tokenizer.pad_id)
+                            self.tokenizer.vocab_size, self.tokenizer.pad_id, max_length=cfg.max_length)
         self.unanswerable = 0
         self._index(cfg)
 
