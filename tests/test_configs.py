@@ -68,8 +68,10 @@ def test_preset_builds(path: Path, tiny_llama: str, tmp_path_factory):
         return
     if cfg.host.kind == "scene-vqa":
         _scene_vqa_forward(cfg.replace({"block.source": tiny_llama, "block.layers": -1}))
+        return
     if cfg.host.kind == "dual-encoder":
         _dual_encoder_forward(cfg, tiny_llama, tmp_path_factory)
+        return
     if cfg.host.kind == "fusion-vqa":
         _vqa_builds(cfg, tiny_llama)
         return
@@ -107,6 +109,8 @@ def test_vqa3d_presets():
     assert (paper.data.name, paper.data.num_points, paper.block.layers, paper.block.where) == (
         "sqa3d", 40000, 31, "scene_lm_slot")
     assert paper.host.aux_heads and paper.task.aux_weight > 0 and paper.host.num_groups >= 256
+
+
 def _dual_encoder_forward(cfg, tiny_llama: str, tmp_path_factory) -> None:
     """A dual-encoder preset with tiny stand-ins for its pretrained towers (CLIP vision, a
     BERT-family text encoder, saved by transformers) and the 8 px images they take."""

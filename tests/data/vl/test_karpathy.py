@@ -13,7 +13,7 @@ from lm4vis.data.skips import BadInputError
 from lm4vis.data.vl.karpathy import KarpathyCaptions, KarpathyConfig
 from lm4vis.tasks.retrieval_metrics import retrieval_recalls
 
-from conftest import write_jpeg
+from vl_release import write_jpeg
 
 
 def _entry(imgid: int, split: str, raws: list[str], filepath: str | None = None) -> dict:

@@ -10,7 +10,7 @@ import torch
 
 from lm4vis.data.vl import VL_DATASETS, build_vl_dataset
 
-from conftest import Question, VQAv2Release, write_jpeg
+from vl_release import Question, VQAv2Release, write_jpeg
 
 
 def _config(name: str, tmp_path: Path) -> dict:

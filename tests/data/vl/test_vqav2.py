@@ -11,7 +11,7 @@ from lm4vis.data.skips import BadInputError
 from lm4vis.data.vl.vqav2 import VQAv2Config, VQAv2Dataset
 from lm4vis.tasks.vqa_metrics import ANSWER_TYPES
 
-from conftest import Question, VQAv2Release
+from vl_release import Question, VQAv2Release
 
 TRAIN = [
     Question(1, 9, "What color is the cat?", ["black"] * 7 + ["Black.", "grey", "dark"], "other"),
