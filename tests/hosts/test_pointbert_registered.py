@@ -66,13 +66,13 @@ def test_a_training_step_on_a_fixed_batch_lowers_the_loss(variant, tiny_llama, s
     # The engine's groups: the MLP control trains at its declared rate factors.
     opt = torch.optim.AdamW(param_groups(model, 0.0, peak_lr=3e-3), lr=3e-3)
     losses = []
-    for _ in range(40):
+    for _ in range(60):  # the MLP control sits at chance for the first few steps
         loss = torch.nn.functional.cross_entropy(model(points), labels)
         opt.zero_grad()
         loss.backward()
         opt.step()
         losses.append(loss.item())
-    assert losses[-1] < 0.85 * losses[0], losses  # measured: 0.66-0.77 of the first loss at 40 steps
+    assert losses[-1] < 0.85 * losses[0], losses  # at 40 steps the mlp control was 0.86 with 2 threads
     for name, before in frozen.items():
         assert torch.equal(dict(model.named_parameters())[name], before), name
 
