@@ -66,3 +66,21 @@ def test_counts_without_keys_are_taken_per_pass_and_the_state_loads_weights_only
     old = SkipCounter()
     old.load_state_dict({"unreadable": 4})  # a checkpoint written before: {reason: count}
     assert old.counts() == {"train": {"unreadable": 4}}
+
+
+def test_ranks_merge_into_one_count():
+    from lm4vis.data.skips import SkipCounter
+
+    # Two ranks of a distributed run: each read its own share, and both met item 7 of val.
+    a, b = SkipCounter(), SkipCounter()
+    a.add("train", {"unreadable": 2}, {"unreadable": [1, 3]})
+    b.add("train", {"unreadable": 1}, {"unreadable": [4]})
+    a.add("val", {"short": 1}, {"short": [7]})
+    b.add("val", {"short": 1}, {"short": [7]})
+    a.add("train", {"no-key": 2})  # counts a collate made without keys, per pass
+    b.add("train", {"no-key": 1})
+    a.end_pass("train"), b.end_pass("train")
+    total = SkipCounter()
+    for rank in (a, b):
+        total.merge(rank.state_dict())
+    assert total.counts() == {"train": {"no-key": 3, "unreadable": 3}, "val": {"short": 1}}

@@ -195,6 +195,19 @@ class SkipCounter:
                 out[split] = row
         return out
 
+    def merge(self, state: dict[str, Any]) -> None:
+        """Add another rank's counter (its `state_dict`). Keys are united, so an item two ranks
+        both read counts once; counts without keys are added, since ranks read disjoint shares
+        of each pass."""
+        other = SkipCounter()
+        other.load_state_dict(state)
+        for split, reasons in other.keys.items():
+            for reason, keys in reasons.items():
+                self.keys.setdefault(split, {}).setdefault(reason, set()).update(keys)
+        for mine, theirs in ((self.best_pass, other.best_pass), (self._pass, other._pass)):
+            for split, counts in theirs.items():
+                mine.setdefault(split, Counter()).update(counts)
+
     def state_dict(self) -> dict[str, Any]:
         return {"keys": {s: {r: sorted(k, key=repr) for r, k in rs.items()} for s, rs in self.keys.items()},
                 "best_pass": {s: dict(c) for s, c in self.best_pass.items()},

@@ -80,6 +80,21 @@ class LitModel(L.LightningModule):
         """Distinct items skipped so far, ``{split: {reason: count}}`` (`SkipCounter.counts`)."""
         return self.skips.counts()
 
+    def gathered_skips(self) -> dict[str, dict[str, int]]:
+        """`skipped` over every rank of a distributed run (this rank's alone otherwise).
+
+        A collective: every rank must call it, as `lm4vis.train.run` does after a completed fit.
+        """
+        dist = torch.distributed
+        if self.trainer.world_size <= 1 or not (dist.is_available() and dist.is_initialized()):
+            return self.skips.counts()
+        states: list[Any] = [None] * dist.get_world_size()
+        dist.all_gather_object(states, self.skips.state_dict())
+        total = SkipCounter()
+        for state in states:
+            total.merge(state)
+        return total.counts()
+
     def on_train_epoch_start(self) -> None:
         self._train_sums = {}
 

@@ -387,7 +387,8 @@ def _fit(
         if interrupted is not None:
             raise interrupted from None
         raise
-    summary = _summary(cfg, lit, trainer, timer, run_dir, status, error, time.perf_counter() - start, dm)
+    summary = _summary(cfg, lit, trainer, timer, run_dir, status, error, time.perf_counter() - start, dm,
+                       every_rank=True)
     if trainer.is_global_zero:
         write_summary(run_dir, summary)
         if status == "failed":
@@ -414,8 +415,10 @@ def _stop_signal(error: BaseException, stop: SafeStop) -> int | None:
 
 def _summary(
     cfg: RunConfig, lit: Any, trainer: Any, timer: StepTimer, run_dir: Path, status: str,
-    error: str | None, wall: float, dm: RunDataModule,
+    error: str | None, wall: float, dm: RunDataModule, every_rank: bool = False,
 ) -> dict[str, Any]:
+    """The run summary. ``every_rank``: every process calls this (a completed fit), so the skip
+    counts are gathered from all of them; after a failure only rank 0 writes, with its own."""
     import lightning as L
 
     from ..registry import HOSTS
@@ -441,7 +444,7 @@ def _summary(
     blocks = {name: att.block for name, att in find_attachments(model).items()}
     describe = HOSTS.get(cfg.host.kind).get("describe")
     # Each bad item once, by split and reason: while reading (`LitModel.skips`), while indexing.
-    skipped = {"pipeline": lit.skipped, "indexing": dm.skips() if dm.train_set is not None else {}}
+    skipped = {"pipeline": lit.gathered_skips() if every_rank else lit.skipped, "indexing": dm.skips() if dm.train_set is not None else {}}
     return {
         "status": status,
         "error": error,
