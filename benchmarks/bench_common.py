@@ -173,3 +173,46 @@ def write_results(name: str, payload: dict[str, Any], table: str, out_dir: Path 
     print(table)
     print(f"\nreproduce: {command}")
     print(f"wrote {out_dir / name}.json and .md")
+
+
+# -- training-step candidates the throughput scripts share ------------------------------------------
+GEMM_SIZE = 1024  # the reference matmul: (n x n) @ (n x n) in fp32
+
+
+def cycling(items: list[Any]) -> Callable[[], Any]:
+    """Each call returns the next of ``items``, round and round."""
+    state = {"i": 0}
+
+    def take() -> Any:
+        state["i"] += 1
+        return items[state["i"] % len(items)]
+    return take
+
+
+def train_step(model: torch.nn.Module, task: Any, next_batch: Callable[[], Any]) -> Callable[[], None]:
+    """One training step of ``model`` under its task: forward, loss, backward, AdamW step."""
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+
+    def step() -> None:
+        model.train()
+        opt.zero_grad(set_to_none=True)
+        task.loss(*task.forward(model, next_batch(), train=True), train=True).backward()
+        opt.step()
+    return step
+
+
+def block_backward(block: torch.nn.Module, tokens: torch.Tensor, mask: Any) -> None:
+    """A block's forward and backward as inside a training step (input and adapter grads)."""
+    x = tokens.requires_grad_(True)
+    block(x, mask).square().mean().backward()
+    x.grad = None
+    for p in block.parameters():
+        p.grad = None
+
+
+def gemm_step(m: int = GEMM_SIZE, k: int | None = None, n: int | None = None) -> Callable[[], None]:
+    """An fp32 ``(m, k) @ (k, n)`` matmul (square ``m`` by default), the machine's reference rate."""
+    k, n = k or m, n or m
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(m, k, generator=g), torch.randn(k, n, generator=g)
+    return lambda: a @ b

@@ -32,12 +32,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_common import (  # noqa: E402  (the scripts run as files, not as a package)
+    GEMM_SIZE, block_backward, cycling, gemm_step, train_step,
     CLOCK_NOTE, RESULTS_DIR, interleaved_times, markdown_table, paired_ratio, setup_threads,
     summarize_clocks, write_results,
 )
 
 PRESET = Path(__file__).resolve().parent.parent / "configs" / "motion-demo.yaml"
-GEMM_SIZE = 1024  # the reference matmul: (n x n) @ (n x n) in fp32
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -69,26 +69,6 @@ def batches(cfg: Any, count: int) -> tuple[list[dict[str, Any]], Any, Any]:
     return [task.collate([train[i] for i in range(k * b, (k + 1) * b)]) for k in range(count)], task, source.info
 
 
-def cycling(items: list[Any]) -> Callable[[], Any]:
-    state = {"i": 0}
-
-    def take() -> Any:
-        state["i"] += 1
-        return items[state["i"] % len(items)]
-    return take
-
-
-def train_step(model: torch.nn.Module, task: Any, next_batch: Callable[[], Any]) -> Callable[[], None]:
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
-
-    def step() -> None:
-        model.train()
-        opt.zero_grad(set_to_none=True)
-        task.loss(*task.forward(model, next_batch(), train=True), train=True).backward()
-        opt.step()
-    return step
-
-
 def block_inputs(model: torch.nn.Module, task: Any, items: list[Any]) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """The (tokens, key-padding mask) the LM slot receives for each batch."""
     seen: list[tuple[torch.Tensor, torch.Tensor]] = []
@@ -104,19 +84,8 @@ def block_inputs(model: torch.nn.Module, task: Any, items: list[Any]) -> list[tu
 def block_step(block: torch.nn.Module, next_input: Callable[[], Any]) -> Callable[[], None]:
     """The block's forward and backward as inside a training step (input and adapter grads)."""
     def step() -> None:
-        tokens, mask = next_input()
-        x = tokens.requires_grad_(True)
-        block(x, mask).square().mean().backward()
-        x.grad = None
-        for p in block.parameters():
-            p.grad = None
+        block_backward(block, *next_input())
     return step
-
-
-def gemm_step() -> Callable[[], None]:
-    g = torch.Generator().manual_seed(0)
-    a, b = (torch.randn(GEMM_SIZE, GEMM_SIZE, generator=g) for _ in range(2))
-    return lambda: a @ b
 
 
 def main(argv: list[str] | None = None) -> int:

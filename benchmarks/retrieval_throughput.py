@@ -35,12 +35,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_common import (  # noqa: E402  (the scripts run as files, not as a package)
+    GEMM_SIZE, block_backward, cycling, gemm_step, train_step,
     CLOCK_NOTE, RESULTS_DIR, interleaved_times, markdown_table, paired_ratio, setup_threads,
     summarize_clocks, write_results,
 )
 
 PRESET = Path(__file__).resolve().parent.parent / "configs" / "retrieval-demo.yaml"
-GEMM_SIZE = 1024  # the reference matmul: (n x n) @ (n x n) in fp32
 IMAGE_ONLY, BOTH = "image_lm_slot", "image_lm_slot,text_lm_slot"
 
 
@@ -78,26 +78,6 @@ def batches(cfg: Any, count: int) -> tuple[list[dict[str, Any]], Any, Any]:
     return [task.collate([train[i] for i in order[k * b:(k + 1) * b]]) for k in range(count)], task, source.info
 
 
-def cycling(items: list[Any]) -> Callable[[], Any]:
-    state = {"i": 0}
-
-    def take() -> Any:
-        state["i"] += 1
-        return items[state["i"] % len(items)]
-    return take
-
-
-def train_step(model: torch.nn.Module, task: Any, next_batch: Callable[[], Any]) -> Callable[[], None]:
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
-
-    def step() -> None:
-        model.train()
-        opt.zero_grad(set_to_none=True)
-        task.loss(*task.forward(model, next_batch(), train=True), train=True).backward()
-        opt.step()
-    return step
-
-
 def block_inputs(model: torch.nn.Module, task: Any, items: list[Any]) -> list[list[tuple[torch.nn.Module, Any]]]:
     """Per batch, every attached block with the (tokens, key-padding mask) it receives."""
     from lm4vis.hosts import find_attachments
@@ -119,18 +99,8 @@ def block_step(next_inputs: Callable[[], Any]) -> Callable[[], None]:
     """Every block's forward and backward as inside a training step (input and adapter grads)."""
     def step() -> None:
         for block, (tokens, mask) in next_inputs():
-            x = tokens.requires_grad_(True)
-            block(x, mask).square().mean().backward()
-            x.grad = None
-            for p in block.parameters():
-                p.grad = None
+            block_backward(block, tokens, mask)
     return step
-
-
-def gemm_step(m: int, k: int, n: int) -> Callable[[], None]:
-    g = torch.Generator().manual_seed(0)
-    a, b = torch.randn(m, k, generator=g), torch.randn(k, n, generator=g)
-    return lambda: a @ b
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -163,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
                 tokens = inputs[0][0][1][0]
                 lm = model.image_lm_slot.block
                 lm_shape = (tokens.shape[0] * tokens.shape[1], lm.lm_dim, lm.lm.config.ffn_dim)
-    candidates["gemm"] = gemm_step(GEMM_SIZE, GEMM_SIZE, GEMM_SIZE)
+    candidates["gemm"] = gemm_step()
     if lm_shape is not None:
         candidates["gemm block shape"] = gemm_step(*lm_shape)
     times = interleaved_times(candidates, rounds=args.rounds, warmup=args.warmup)

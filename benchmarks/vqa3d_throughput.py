@@ -36,13 +36,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_common import (  # noqa: E402  (the scripts run as files, not as a package)
+    GEMM_SIZE, cycling, gemm_step, train_step,
     CLOCK_NOTE, RESULTS_DIR, interleaved_times, markdown_table, paired_ratio, setup_threads,
     summarize_clocks, write_results,
 )
-from motion_throughput import block_step, cycling, gemm_step, train_step  # noqa: E402
+from motion_throughput import block_step  # noqa: E402
 
 PRESET = Path(__file__).resolve().parent.parent / "configs" / "vqa3d-demo.yaml"
-GEMM_SIZE = 1024
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -32,12 +32,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_common import (  # noqa: E402  (the scripts run as files, not as a package)
+    GEMM_SIZE, block_backward, cycling, gemm_step, train_step,
     CLOCK_NOTE, RESULTS_DIR, interleaved_times, markdown_table, paired_ratio, setup_threads,
     summarize_clocks, write_results,
 )
 
 PRESET = Path(__file__).resolve().parent.parent / "configs" / "vqa-demo.yaml"
-GEMM_SIZE = 1024  # the reference matmul: (n x n) @ (n x n) in fp32
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -71,26 +71,6 @@ def batches(cfg: Any, count: int) -> tuple[list[dict[str, Any]], Any, Any]:
     return [task.collate([train[i] for i in range(k * b, (k + 1) * b)]) for k in range(count)], task, source.info
 
 
-def cycling(items: list[Any]) -> Callable[[], Any]:
-    state = {"i": 0}
-
-    def take() -> Any:
-        state["i"] += 1
-        return items[state["i"] % len(items)]
-    return take
-
-
-def train_step(model: torch.nn.Module, task: Any, next_batch: Callable[[], Any]) -> Callable[[], None]:
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
-
-    def step() -> None:
-        model.train()
-        opt.zero_grad(set_to_none=True)
-        task.loss(*task.forward(model, next_batch(), train=True), train=True).backward()
-        opt.step()
-    return step
-
-
 def block_inputs(model: torch.nn.Module, task: Any, items: list[Any]) -> list[list[tuple[torch.Tensor, torch.Tensor | None]]]:
     """Per batch, the (tokens, key-padding mask) each filled slot's block receives, slot by slot."""
     from lm4vis.hosts import find_attachments
@@ -112,18 +92,8 @@ def block_step(blocks: list[torch.nn.Module], next_input: Callable[[], Any]) -> 
     """Every block's forward and backward as inside a training step (input and adapter grads)."""
     def step() -> None:
         for block, (tokens, mask) in zip(blocks, next_input()):
-            x = tokens.requires_grad_(True)
-            block(x, mask).square().mean().backward()
-            x.grad = None
-            for p in block.parameters():
-                p.grad = None
+            block_backward(block, tokens, mask)
     return step
-
-
-def gemm_step() -> Callable[[], None]:
-    g = torch.Generator().manual_seed(0)
-    a, b = (torch.randn(GEMM_SIZE, GEMM_SIZE, generator=g) for _ in range(2))
-    return lambda: a @ b
 
 
 def main(argv: list[str] | None = None) -> int:
