@@ -163,6 +163,9 @@ class MotionMNISTDataConfig(VideoDataConfig):
         source: the moving objects: ``auto`` (Fashion-MNIST, else Animal-MNIST, else shapes),
             ``fashion-mnist``, ``animal-mnist`` or ``shapes`` (drawn, needs nothing installed).
         distractors: moving fragments of other objects per clip.
+        motion_set: ``all``, the 14 motions, or ``laps``: 4 laps of a circle that differ only in
+            the order of the points they visit, so that shuffled frames tell nothing (needs
+            ``host.num_classes: 4`` and a number of frames that is not a multiple of 3).
         cache: render each split's clips once into the cache folder (``$LM4VIS_CACHE``, else
             ``~/.cache/lm4vis``) and read them back memory-mapped: a clip of the demo took
             ~2.4 ms to draw, and every later epoch, run and process reads it instead.
@@ -174,6 +177,7 @@ class MotionMNISTDataConfig(VideoDataConfig):
     num_val: int | None = None
     source: str = "auto"
     distractors: int = 3
+    motion_set: str = "all"
     cache: bool = True
 
     def __post_init__(self) -> None:
@@ -187,11 +191,13 @@ class MotionMNISTDataConfig(VideoDataConfig):
                 raise ValueError(f"data.{key}={getattr(self, key)} must be positive")
         if self.distractors < 0:
             raise ValueError(f"data.distractors={self.distractors} must be >= 0")
+        if self.motion_set not in ("all", "laps"):
+            raise ValueError(f"data.motion_set={self.motion_set!r} is unknown; choose all or laps")
 
     def builder_options(self, train: bool = True, split: str = "train") -> dict[str, Any]:
         size = self.num_train if split == "train" else self.num_val
         return dict(super().builder_options(), source=self.source, distractors=self.distractors,
-                    seed=self.data_seed, num_items=size, cache=self.cache)
+                    motion_set=self.motion_set, seed=self.data_seed, num_items=size, cache=self.cache)
 
 
 _SOURCE = "lm4vis.data.video.source:VideoSource"

@@ -230,3 +230,28 @@ def test_the_cache_returns_the_drawn_bytes_and_lives_in_the_cache_folder(
     other = MotionMNIST("train", MotionMNISTConfig(**SMALL, seed=1), cache=True).limit(14)
     with pytest.raises(AssertionError, match="drawn"):
         other[0]
+
+
+def test_every_lap_class_shows_the_same_unordered_frames() -> None:
+    """On motion_set='laps' a clip drawn as any class is a reordering of the same frames."""
+    ds = MotionMNIST("val", MotionMNISTConfig(num_frames=8, image_size=16, distractors=0, motion_set="laps",
+                                              num_items=8, source="shapes"))
+    assert ds.info.num_classes == 4 and ds.info.class_names[0] == "lap-clockwise"
+    for clip in (0, 5):
+        drawn = [ds.render(clip, label) for label in range(4)]
+        # The noise is per frame, so compare the noiseless object masks, sorted into one order.
+        reference = sorted(m.tobytes() for m in drawn[0].masks)
+        assert len(set(reference)) == 8  # eight distinct points of the lap
+        for label, other in enumerate(drawn[1:], start=1):
+            assert sorted(m.tobytes() for m in other.masks) == reference, label
+            assert not np.array_equal(other.masks, drawn[0].masks), label  # ... in another order
+        for label in range(4):
+            reverse = ds.render(clip, reverse_class(label, "laps"))
+            assert np.array_equal(reverse.frames, drawn[label].frames[::-1])
+
+
+def test_laps_refuse_a_frame_count_that_three_steps_would_not_cover() -> None:
+    with pytest.raises(ValueError, match="multiple of 3"):
+        MotionMNISTConfig(num_frames=6, motion_set="laps")
+    with pytest.raises(ValueError, match="unknown"):
+        MotionMNISTConfig(motion_set="spirals")

@@ -28,6 +28,17 @@ The tests check both halves: a linear probe on single frames stays at chance whi
 probe on the first and last frames, in order, does not; and reversing a clip gives, byte for
 byte, the clip of the opposite class.
 
+Only a class and its reverse share the unordered set of frames: a shuffled left clip still shows
+a horizontal path, so shuffled frames still tell a pair of opposite motions from another pair.
+``motion_set="laps"`` is the set in which *every* class shares it, so that the order is all there
+is. The object runs one full lap of a circle in the clip, stopping at T evenly spaced points,
+each point once: ``lap-clockwise`` steps one point on per frame, ``lap-clockwise-x3`` three points,
+and their reverses ``lap-counter-clockwise`` and ``lap-counter-clockwise-x3`` (T must not be a
+multiple of 3, so that three points on also visits every point once). Whatever the class, a clip's
+unordered frames are the same T pictures of the object at the T points of its circle (the
+circle's phase, centre and radius drawn with the scene), so with ``distractors=0`` a shuffled clip
+has the same distribution in every class and nothing can beat chance on it.
+
 Clip ``i`` of a split depends only on ``(seed, split, i)``; its label is ``i % 14``, so every
 class has the same number of clips and ``limit`` keeps a mix. Items also carry the object's
 exact mask in every frame (``with_masks=True``), for the analysis of what a model attends to.
@@ -87,17 +98,29 @@ MOTIONS: tuple[Motion, ...] = (
     Motion("bounce", "bounce"), Motion("still", "still"),
 )
 CLASS_NAMES = tuple(m.name for m in MOTIONS)
+#: The order-only set (see the module docstring): every class visits the same points of a lap.
+LAPS: tuple[Motion, ...] = (
+    Motion("lap-clockwise", "lap-counter-clockwise"), Motion("lap-counter-clockwise", "lap-clockwise"),
+    Motion("lap-clockwise-x3", "lap-counter-clockwise-x3"), Motion("lap-counter-clockwise-x3", "lap-clockwise-x3"),
+)
+#: The class sets ``motion_set`` chooses from.
+MOTION_SETS: dict[str, tuple[Motion, ...]] = {"all": MOTIONS, "laps": LAPS}
 #: The classes drawn forwards; each other class is drawn as its reverse played backwards.
-FORWARD = ("right", "down", "clockwise", "zoom-in", "appear", "orbit-clockwise", "bounce", "still")
+FORWARD = ("right", "down", "clockwise", "zoom-in", "appear", "orbit-clockwise", "bounce", "still",
+           "lap-clockwise", "lap-clockwise-x3")
+#: Points a lap class moves on per frame.
+LAP_STEPS = {"lap-clockwise": 1, "lap-clockwise-x3": 3}
 
 
-def reverse_class(label: int) -> int:
+def reverse_class(label: int, motion_set: str = "all") -> int:
     """The class of the clips of class ``label`` played backwards.
 
     Args:
         label: a motion-mnist class id.
+        motion_set: the class set the id belongs to (``all`` or ``laps``).
     """
-    return CLASS_NAMES.index(MOTIONS[label].reverse)
+    motions = MOTION_SETS[motion_set]
+    return [m.name for m in motions].index(motions[label].reverse)
 
 
 @dataclass
@@ -114,12 +137,14 @@ class MotionMNISTConfig:
         source: objects from ``fashion-mnist``, ``animal-mnist``, ``shapes`` (drawn here, no
             install), or ``auto``: the first of those that is installed.
         distractors: moving fragments of other objects per clip.
+        motion_set: the classes: ``all`` (the 14 motions) or ``laps`` (4 laps of a circle that
+            differ only in the order of the points they visit; see the module docstring).
         seed: the generator's seed; clip i depends only on (seed, split, i).
         side_range: the object's side (its 28 px frame, before turning).
         zoom_range: factor by which zoom-in grows the object over the clip.
         shift_range: distance of right/left/down/up, and the turning point of bounce.
         turn_range: degrees turned by clockwise/counter-clockwise.
-        orbit_radius: radius of the orbits.
+        orbit_radius: radius of the orbits and of the laps.
         orbit_range: degrees swept by an orbit.
         fade_from: visibility at which appear starts (and vanish ends); 0 is invisible.
         distractor_speed: largest distance a distractor travels over the clip.
@@ -131,6 +156,7 @@ class MotionMNISTConfig:
     num_items: int | None = None
     source: str = "auto"
     distractors: int = 3
+    motion_set: str = "all"
     seed: int = 0
     side_range: tuple[float, float] = (0.3, 0.7)
     zoom_range: tuple[float, float] = (1.5, 2.0)
@@ -154,6 +180,13 @@ class MotionMNISTConfig:
             raise ValueError(f"source={self.source!r} is unknown; choose auto, {', '.join(SOURCES)}")
         if self.distractors < 0:
             raise ValueError(f"distractors must be >= 0, got {self.distractors}")
+        if self.motion_set not in MOTION_SETS:
+            raise ValueError(f"motion_set={self.motion_set!r} is unknown; choose {' or '.join(MOTION_SETS)}")
+        if self.motion_set == "laps" and (self.num_frames < 5 or self.num_frames % 3 == 0):
+            raise ValueError(
+                f"motion_set='laps' needs num_frames >= 5 and not a multiple of 3 (so that stepping three "
+                f"points of {self.num_frames} on visits each point once), got {self.num_frames}; try 8 or 16"
+            )
         for name in ("side_range", "zoom_range", "shift_range", "turn_range", "orbit_radius", "orbit_range"):
             low, high = getattr(self, name)
             if not 0 <= low <= high:
@@ -215,11 +248,13 @@ class MotionMNIST(VideoDataset):
         self.root, self.cache = root, cache
         self._store: tuple[np.ndarray, ...] | None = None  # (clip ids, frames, masks, visibility), once rendered
         self.source, self.objects = _object_pool(config.source, split, root)
-        count = config.num_items or ITEMS_PER_CLASS[split] * len(MOTIONS)
+        self.motions = MOTION_SETS[config.motion_set]
+        count = config.num_items or ITEMS_PER_CLASS[split] * len(self.motions)
         self.clips = np.arange(count, dtype=np.int64)
-        self.targets = self.clips % len(MOTIONS)
+        self.targets = self.clips % len(self.motions)
         self.info = VideoDatasetInfo(
-            name=NAME, num_classes=len(MOTIONS), class_names=CLASS_NAMES, num_frames=config.num_frames,
+            name=NAME, num_classes=len(self.motions), class_names=tuple(m.name for m in self.motions),
+            num_frames=config.num_frames,
             image_size=config.image_size, in_chans=1, has_masks=True,
         )
         self.skips = SkipLog(NAME)  # generated clips are never bad; the log is there for the engine
@@ -273,10 +308,10 @@ class MotionMNIST(VideoDataset):
 
         Args:
             clip: clip number (not a position in a subset).
-            label: the class to draw; None: ``clip % 14``.
+            label: the class to draw; None: ``clip % num_classes``.
         """
-        label = clip % len(MOTIONS) if label is None else label
-        motion = MOTIONS[label]
+        label = clip % len(self.motions) if label is None else label
+        motion = self.motions[label]
         forward = motion.name if motion.name in FORWARD else motion.reverse
         rng = np.random.default_rng(np.random.SeedSequence([self.config.seed, SPLIT_CODES[self.split], clip]))
         scene = _draw_scene(rng, self.objects, self.config)
@@ -474,6 +509,11 @@ def _object_path(scene: _Scene, motion: str, frames: int) -> tuple[np.ndarray, n
     elif motion == "bounce":
         out = scene.shift * (1 - 2 * np.abs(times))  # 0 at both ends, the turning point mid-clip
         centre += out[:, None] * np.array([np.cos(scene.bounce_direction), np.sin(scene.bounce_direction)])
+    elif motion in LAP_STEPS:
+        # Frame t at point (step * t) mod T of T evenly spaced on the circle: every point once.
+        points = (LAP_STEPS[motion] * np.arange(frames)) % frames
+        phase = scene.orbit_phase + 2 * np.pi * points / frames
+        centre += scene.orbit_radius * np.stack([np.cos(phase), np.sin(phase)], axis=1)
     elif motion != "still":
         raise ValueError(f"no path for motion {motion!r}")
     return centre, angle, np.exp(log_side), fade + 0.5
@@ -521,5 +561,6 @@ def _render(
     return np.clip(np.round(canvas * 255.0), 0, 255).astype(np.uint8), masks, visibility
 
 
-__all__ = ["MotionMNIST", "MotionMNISTConfig", "Motion", "MOTIONS", "CLASS_NAMES", "Clip", "reverse_class",
+__all__ = ["MotionMNIST", "MotionMNISTConfig", "Motion", "MOTIONS", "LAPS", "MOTION_SETS", "CLASS_NAMES", "Clip",
+           "reverse_class",
            "build_motion_mnist"]
