@@ -117,11 +117,12 @@ class TrainerConfig:
         val_every_n_epochs: validate every N epochs.
         accumulate_grad_batches: batches per optimizer step.
         progress_bar: show a progress bar.
-        compile: `torch.compile` the LM block (layers and adapters) before training. Fuses
-            the norms, activations and residual adds that freezing cannot skip: a faster step
-            after a one-off compile (measured here: 17 s for the first graph with an empty
-            cache, 3-8 s for each further one, 0-2 s from inductor's disk cache). The host
-            stays eager. Needs a C++ compiler on CPUs, as `torch.compile` does.
+        compile: `torch.compile` before training: the whole host where no forward hook applies
+            an LM block (hosts with slots, baselines), else the LM block only (timm and
+            transformers hosts; see `compile_model`). Fuses the norms, activations and residual
+            adds that freezing cannot skip: a faster step after a one-off compile (measured
+            here: 17 s for the block's first graph with an empty cache, 3-8 s for each further
+            one, 0-2 s from inductor's disk cache). Needs a C++ compiler on CPUs.
         threads: torch intra-op threads; None takes the machine's cores. Fixed by config, not
             by the machine's load, so that one command gives one result; recorded in the
             run summary.

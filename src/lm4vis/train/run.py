@@ -233,29 +233,44 @@ def _strategy(name: str) -> Any:
     return name
 
 
-def compile_block(model: nn.Module) -> None:
-    """`torch.compile` the model's attached LM block in place (state-dict keys unchanged).
+def compile_scope(model: nn.Module) -> str:
+    """What `compile_model` compiles on ``model``: ``host`` when no forward hook applies an LM
+    block (slot hosts, baselines), else ``block``."""
+    from ..hosts import find_attachments
 
-    Only the block: the host reaches it through a forward hook, and dynamo does not guard on
-    hooks, so a compiled host could silently reuse a graph traced without its block. Dynamo's
-    in-memory caches are reset first: each variant a `compare` or `sweep` runs in this process
-    adds its own graphs (training, validation, a dynamic batch size; 8 for frozen, finetune and
-    mlp together), and past dynamo's recompile limit it silently runs eager. Compiled graphs
-    stay cached on disk, so the reset costs little.
+    return "block" if any(att.hook_id != -1 for att in find_attachments(model).values()) else "host"
+
+
+def compile_model(model: nn.Module) -> str:
+    """`torch.compile` the host in place, as much of it as is safe; returns ``host`` or ``block``.
+
+    The whole host when no forward hook applies an LM block: a host with `LMSlot`s calls its
+    blocks as modules, which dynamo traces, and a baseline has no block at all. Only the
+    blocks when a hook applies one (timm, transformers hosts): dynamo does not guard on
+    hooks, so a compiled host could silently reuse a graph traced without its block.
+    State-dict keys are unchanged either way. Dynamo's in-memory caches are reset first: each
+    variant a `compare` or `sweep` runs in this process adds its own graphs (training,
+    validation, a dynamic batch size), and past dynamo's recompile limit it silently runs
+    eager. Compiled graphs stay cached on disk, so the reset costs little.
     """
     from ..hosts import find_attachments
 
-    found = find_attachments(model)
-    if not found:
-        log.info("trainer.compile: this model has no LM block; nothing to compile")
-        return
-    log.info("trainer.compile: compiling the LM block; the first steps of each shape are slow")
     if not torch.cuda.is_available():
         # inductor's C++ toolchain probe warns "No CUDA runtime is found" on every CPU machine
         logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
     torch._dynamo.reset()
+    found = find_attachments(model)
+    hooked = sorted(name for name, att in found.items() if att.hook_id != -1)
+    if compile_scope(model) == "host":
+        what = f"its LM block{'s' if len(found) > 1 else ''} in slots" if found else "no LM block"
+        log.info("trainer.compile: compiling the whole host (%s); the first steps of each shape are slow", what)
+        model.compile()
+        return "host"
+    log.info("trainer.compile: compiling the LM block only (%s reached through a forward hook, which "
+             "dynamo does not guard); the first steps of each shape are slow", ", ".join(hooked))
     for att in found.values():
         att.block.compile()
+    return "block"
 
 
 def _bar(cfg: RunConfig) -> bool:
@@ -312,7 +327,7 @@ def _fit(
     t = cfg.trainer
     torch.set_num_threads(threads_for(cfg))
     if t.compile:
-        compile_block(model)
+        compile_model(model)
     task = build_task(cfg, source.info)
     lit = LitModel(model, task, cfg.optim, cfg.seed)
     dm = RunDataModule(cfg, source, collate=task.collate)
@@ -478,6 +493,7 @@ def _summary(
         "world_size": trainer.world_size,
         "precision": cfg.trainer.precision,
         "compiled": cfg.trainer.compile,
+        "compiled_scope": compile_scope(lit.model) if cfg.trainer.compile else None,
         "fast_path": fast_path_notes(cfg),
         "threads": torch.get_num_threads(),
         "skipped": skipped,
@@ -488,4 +504,4 @@ def _summary(
     }
 
 
-__all__ = ["train", "compile_block", "RunExistsError", "RunInterrupted", "read_summary"]
+__all__ = ["train", "compile_model", "compile_scope", "RunExistsError", "RunInterrupted", "read_summary"]
