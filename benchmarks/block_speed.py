@@ -14,6 +14,14 @@ Four parts, each writing ``benchmarks/results/block_speed_<part>.{json,md}``:
   without autocast, to separate what SDPA brings from what bf16 brings.
 - ``gemm``: GFLOP/s of the forward, input-gradient and weight-gradient matmuls of one linear
   layer, which explains how far below 0.67x the frozen ratio can go on this CPU.
+- ``roofline``: the frozen block's training step (forward, backward, AdamW on the mappers) as a
+  fraction of its roofline on this machine, eager and compiled, in bf16 (LM layers held in bf16,
+  bf16 autocast: what ``trainer.fast`` runs where bf16 is native) and in fp32: the step's matmul
+  FLOPs (counted by ``torch.utils.flop_counter``) over the GEMM rate measured in the same run at
+  the block's up-projection shape. Also where the eager step's time goes (matmuls, attention,
+  norms, elementwise, casts, optimizer; `torch.profiler` self times). The GEMM rates are printed
+  beside every fraction: they say which kind of machine it was (bf16 with AMX runs ~6x an AVX2
+  CPU's emulated bf16).
 
 All with SmolLM2-135M's last layer (lm_dim 576) and ViT-S-like tokens (in_dim 384, 197 tokens).
 Example: ``python benchmarks/block_speed.py --parts frozen paper memory``.
@@ -47,7 +55,7 @@ from bench_common import (  # noqa: E402  (the scripts run as files, not as a pa
 )
 
 SOURCE = "smollm2-135m"
-PARTS = ("frozen", "memory", "paper", "gemm")
+PARTS = ("frozen", "memory", "paper", "gemm", "roofline")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -61,7 +69,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=3, help="untimed steps per candidate first")
     p.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
     p.add_argument("--compile", choices=("no", "yes", "both"), default="both",
-                   help="frozen part: eager rows, torch.compile rows, or both")
+                   help="frozen and roofline parts: eager rows, torch.compile rows, or both")
     p.add_argument("--results-dir", type=Path, default=RESULTS_DIR,
                    help="where the JSON and markdown go (e.g. a scratch folder for a smoke run)")
     p.add_argument("--memory-layers", nargs="+", default=["-1", "0:"],
@@ -365,6 +373,128 @@ def part_gemm(args: argparse.Namespace) -> dict[str, Any]:
     return results
 
 
+# --- part 5: the step against its roofline ----------------------------------------------------
+
+#: Profiler op names by kind, for where a step's time goes (the first match wins).
+OP_KINDS = (
+    ("matmul", ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm", "aten::matmul", "aten::linear",
+                "aten::_mkldnn", "mkldnn")),
+    ("attention", ("scaled_dot_product", "flash_attention", "_efficient_attention", "softmax")),
+    ("norms", ("rms_norm", "layer_norm", "rsqrt")),
+    ("casts", ("aten::to", "aten::_to_copy", "aten::copy_", "aten::clone", "aten::contiguous")),
+    ("optimizer", ("_foreach", "adam", "Optimizer")),
+    ("elementwise", ("aten::add", "aten::mul", "aten::silu", "aten::sigmoid", "aten::div", "aten::sub",
+                     "aten::pow", "aten::mean", "aten::sum", "aten::neg", "aten::cat", "aten::where",
+                     "aten::fill", "aten::zero", "aten::ones", "aten::empty", "aten::threshold",
+                     "aten::sqrt", "aten::exp", "aten::tanh", "aten::gelu", "aten::lerp", "aten::addcmul",
+                     "aten::addcdiv")),
+)
+
+
+def step_flops(step: Callable[[], None]) -> dict[str, int]:
+    """Matmul FLOPs of one call of ``step``, total and by op (torch's own counter)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        step()
+    by_op = {str(op): int(n) for op, n in counter.get_flop_counts().get("Global", {}).items()}
+    return {"total": int(counter.get_total_flops()), "by_op": by_op}
+
+
+def time_by_kind(step: Callable[[], None], calls: int = 3) -> dict[str, float]:
+    """Share of the profiled self CPU time of ``calls`` steps in each kind of op (`OP_KINDS`)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(calls):
+            step()
+    totals: dict[str, float] = {}
+    for event in prof.key_averages():
+        name = event.key
+        kind = next((k for k, needles in OP_KINDS if any(n in name for n in needles)), "other")
+        totals[kind] = totals.get(kind, 0.0) + event.self_cpu_time_total
+    whole = sum(totals.values()) or 1.0
+    return {k: v / whole for k, v in sorted(totals.items(), key=lambda kv: -kv[1])}
+
+
+def gemm_rates(m: int, k: int, n: int, dtype: torch.dtype, rounds: int, warmup: int) -> dict[str, float]:
+    """GFLOP/s of the forward and input-gradient matmuls of an (m x k) @ (k -> n) linear layer:
+    the two a frozen layer keeps."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(m, k, generator=gen).to(dtype)
+    w = torch.randn(n, k, generator=gen).to(dtype)
+    dy = torch.randn(m, n, generator=gen).to(dtype)
+    times = interleaved_times({"forward": lambda: x @ w.t(), "input grad": lambda: dy @ w},
+                              rounds=rounds, warmup=warmup)
+    return {kind: 2 * m * k * n / (summarize_clocks(t)["wall"]["median_ms"] * 1e-3) / 1e9
+            for kind, t in times.items()}
+
+
+ROOFLINE_SETUPS = (  # (label, LM layers' dtype, autocast)
+    ("bf16", torch.bfloat16, True),
+    ("fp32", None, False),
+)
+
+
+def part_roofline(args: argparse.Namespace) -> dict[str, Any]:
+    """The frozen block's training step over its roofline, eager and compiled, bf16 and fp32."""
+    from lm4vis.checkpoint import read_lm_config
+    from lm4vis.train.fastpath import native_bf16
+
+    cfg = read_lm_config(SOURCE)
+    m = args.batch * args.tokens
+    has_bf16, hardware = native_bf16("cpu")
+    rows, results = [], {}
+    modes = {"no": ("eager",), "yes": ("compiled",), "both": ("eager", "compiled")}[args.compile]
+    for label, dtype, autocast in ROOFLINE_SETUPS:
+        x = tokens(args)
+        steps, first_call = {}, None
+        for mode in modes:
+            block = load_block(args, "frozen-lm", dtype)
+            steps[mode] = train_step(block, x, autocast)
+            if mode == "compiled":
+                torch._dynamo.reset()
+                block.compile()
+                start = time.perf_counter()
+                steps[mode]()  # the first call compiles forward and backward
+                first_call = time.perf_counter() - start
+        flops = step_flops(steps[modes[0]])
+        rates = gemm_rates(m, cfg.lm_dim, cfg.ffn_dim, dtype or torch.float32, args.rounds, args.warmup)
+        times = interleaved_times(steps, rounds=args.rounds, warmup=args.warmup)
+        rate = max(rates.values())  # the better of the two matmuls a frozen layer keeps
+        roofline_ms = flops["total"] / (rate * 1e9) * 1e3
+        kinds = {mode: time_by_kind(step) for mode, step in steps.items()}
+        entry = {"flops": flops, "gemm_gflops": rates, "roofline_ms": roofline_ms, "first_call_s": first_call,
+                 "time_by_kind": kinds, "times_s": times}
+        for mode in modes:
+            ms = summarize_clocks(times[mode])["wall"]["median_ms"]
+            entry[mode] = {"median_ms": ms, "fraction": roofline_ms / ms, "achieved_gflops": flops["total"] / ms / 1e6}
+            top = ", ".join(f"{k} {v:.0%}" for k, v in list(kinds[mode].items())[:4])
+            rows.append([label, mode, ms, flops["total"] / 1e9, entry[mode]["achieved_gflops"],
+                         rates["forward"], rates["input grad"], roofline_ms, f"{roofline_ms / ms:.0%}", top])
+            print(f"{label} {mode}: {ms:.0f} ms, {roofline_ms / ms:.0%} of the roofline "
+                  f"(GEMM {rates['forward']:.0f} / {rates['input grad']:.0f} GFLOP/s)", flush=True)
+        results[label] = entry
+        del steps
+    table = (
+        f"Training step of the frozen block (SmolLM2-135M layers {args.layers}; forward, backward and "
+        f"AdamW on the mappers), batch {args.batch} x {args.tokens} tokens x {args.in_dim}, median of "
+        f"{args.rounds} interleaved steps, {torch.get_num_threads()} threads, on a {hardware}"
+        f"{'' if has_bf16 else ': bf16 is emulated here, so its GEMM rate is far below fp32'}. "
+        "Roofline: the step's matmul FLOPs (torch.utils.flop_counter) over the GEMM rate measured in "
+        f"the same run at the up-projection ({m} x {cfg.lm_dim} -> {cfg.ffn_dim}, the better of its "
+        "forward and input-gradient matmuls); fraction = roofline time / step time. Where the time "
+        "goes: shares of the profiled self CPU time (a compiled step's fused kernels count as other).\n\n"
+        + markdown_table(["precision", "mode", "step ms", "GFLOP", "achieved GFLOP/s", "GEMM fwd GFLOP/s",
+                          "GEMM dX GFLOP/s", "roofline ms", "fraction", "where the time goes"], rows)
+        + f"\n\n{CLOCK_NOTE}"
+    )
+    write_results("block_speed_roofline", {"config": vars_of(args), "hardware": hardware,
+                                           "native_bf16": has_bf16, "results": results}, table,
+                  args.results_dir)
+    return results
+
+
 def vars_of(args: argparse.Namespace) -> dict[str, Any]:
     return {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()
             if k != "memory_child"}
@@ -377,7 +507,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     setup_threads(args.threads)
     for part in args.parts:
-        {"frozen": part_frozen, "memory": part_memory, "paper": part_paper, "gemm": part_gemm}[part](args)
+        {"frozen": part_frozen, "memory": part_memory, "paper": part_paper, "gemm": part_gemm,
+         "roofline": part_roofline}[part](args)
         print()
     return 0
 

@@ -99,3 +99,24 @@ def test_attention_script_smoke(tmp_path):
     assert results["bf16/N=5"]["auto_picks"] == "matmul" and results["fp32/N=5"]["auto_picks"] == "sdpa"
     for r in results.values():
         assert all(len(r["times_s"][k]["wall"]) == 2 for k in ("sdpa", "matmul"))
+
+
+def test_roofline_part_smoke(tmp_path):
+    """The roofline part counts the step's FLOPs, measures the GEMM rate in the same run, and
+    reports a fraction that a real step cannot exceed by much (the GEMM rate is its ceiling)."""
+    import json
+
+    out = subprocess.run(
+        [sys.executable, str(BENCH / "block_speed.py"), "--parts", "roofline", "--batch", "2", "--tokens", "5",
+         "--rounds", "2", "--warmup", "1", "--compile", "no", "--threads", "1", "--results-dir", str(tmp_path)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert out.returncode == 0, out.stderr
+    payload = json.loads((tmp_path / "block_speed_roofline.json").read_text())
+    for precision in ("bf16", "fp32"):
+        entry = payload["results"][precision]
+        assert entry["flops"]["total"] > 0 and entry["gemm_gflops"]["forward"] > 0
+        assert 0 < entry["eager"]["fraction"] < 1.5, entry["eager"]
+        assert abs(sum(entry["time_by_kind"]["eager"].values()) - 1) < 1e-6
+        assert "matmul" in entry["time_by_kind"]["eager"]
+    assert "GEMM fwd GFLOP/s" in (tmp_path / "block_speed_roofline.md").read_text()
