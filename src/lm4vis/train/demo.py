@@ -19,7 +19,7 @@ from typing import Any
 
 from ..registry import resolve
 from .config import ConfigError, RunConfig, load_config
-from .demo_tasks import DATASETS, DEFAULT_TASK, DEMO_TASKS, VARIANTS, Control, DemoTask  # noqa: F401 (re-exported)
+from .demo_tasks import DATASETS, DEFAULT_TASK, DEMO_TASKS, VARIANTS, Control, DemoTask, demo_folder  # noqa: F401 (re-exported)
 from .report import paired_difference, run_metric, run_metrics
 
 log = logging.getLogger(__name__)
@@ -111,7 +111,7 @@ def run_demo(
     row = demo_task(task) if preset is None else DemoTask(preset, preset, preset)
     extra = row.controls if controls else ()
     cells = [(v, {"block.variant": v}) for v in VARIANTS] + [c.cell() for c in extra]
-    name = f"demo{'-quick' if quick else ''}-{cfg.data.name}"
+    name = demo_folder(cfg.data.name, quick)
     start = time.perf_counter()
     ref = resolve(row.reference)(cfg) if row.reference else None
     results = run_grid(cfg, cells, seeds, name, title=f"lm4vis demo on {cfg.data.name}",

@@ -81,4 +81,11 @@ DEMO_TASKS: dict[str, DemoTask] = {
 }
 DEFAULT_TASK = next(iter(DEMO_TASKS))
 
-__all__ = ["VARIANTS", "DATASETS", "Control", "DemoTask", "DEMO_TASKS", "DEFAULT_TASK"]
+
+
+def demo_folder(dataset: str, quick: bool = False) -> str:
+    """The folder a demo on ``dataset`` writes its runs and ``results.json`` into, under ``--out``."""
+    return f"demo{'-quick' if quick else ''}-{dataset}"
+
+
+__all__ = ["VARIANTS", "DATASETS", "Control", "DemoTask", "DEMO_TASKS", "DEFAULT_TASK", "demo_folder"]

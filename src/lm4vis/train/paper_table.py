@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from .demo_tasks import DEMO_TASKS, VARIANTS
+from .demo_tasks import DEMO_TASKS, VARIANTS, demo_folder
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +28,7 @@ TABLE_DIR = "paper-table"
 
 def task_results(out: Path, task: str, quick: bool, cfg: Any) -> dict[str, Any] | None:
     """A finished task's ``results.json``, when every run completed with this very config."""
-    path = out / f"demo{'-quick' if quick else ''}-{cfg.data.name}" / "results.json"
+    path = out / demo_folder(cfg.data.name, quick) / "results.json"
     if not path.is_file():
         return None
     results = json.loads(path.read_text())
