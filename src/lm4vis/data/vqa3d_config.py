@@ -109,6 +109,10 @@ class SQA3DDataConfig(SceneQADataConfig):
         unreadable: ``skip`` (a corrupt ``.ply`` / ``.npy``: its questions dropped and counted)
             or ``fail``.
         short_scene: ``resample`` (with replacement, counted) or ``fail``.
+        alternative_situations: train on each question once more per rewording of its situation
+            (the release's ``alternative_situation`` list; same question, answers and pose), so
+            the model sees a situation in more than one phrasing; validation and test keep the
+            question's own situation only.
     """
 
     name: str = "sqa3d"
@@ -118,6 +122,7 @@ class SQA3DDataConfig(SceneQADataConfig):
     missing_scene: str = "fail"
     unreadable: str = "skip"
     short_scene: str = "resample"
+    alternative_situations: bool = False
     num_points: int = 40_000
 
     reads_files: ClassVar[bool] = True

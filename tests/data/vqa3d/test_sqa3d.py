@@ -112,6 +112,21 @@ def test_reads_the_release_layout(release: Path, tmp_path: Path):
     assert int(val[1]["answer"]) == -1 and not val[1]["answer_mask"].any()
 
 
+def test_alternative_situations_are_extra_training_samples(release: Path):
+    plain = source(release).dataset("train", True)
+    src = source(release, "data.alternative_situations=true")
+    train, val = src.dataset("train", True), src.dataset("val", False)
+    # Each training question once more with its one rewording; validation unchanged.
+    assert len(plain) == 4 and len(train) == 8 and len(val) == 3
+    own, alt = train.records[0], train.records[1]
+    assert own == plain.records[0] and alt.situation == "i sit on the bed ." and alt.question_id == "1-alt0"
+    assert (alt.question, alt.answers, alt.position, alt.orientation) == (own.question, own.answers, own.position,
+                                                                           own.orientation)
+    assert all(r.situation != "i sit on the bed ." for r in val.records)
+    # The rewording's words join the tokeniser's vocabulary (trained on the training split).
+    assert src.tokenizer.vocab_size > source(release).tokenizer.vocab_size
+
+
 def test_samples_are_cached_away_from_the_data(release: Path, tmp_path: Path):
     src = source(release)
     first = src.dataset("train", True)[0]["points"]

@@ -76,7 +76,8 @@ class SceneQASource:
         from . import sqa3d
 
         try:
-            records = sqa3d.read_split(d.root, split, skips)
+            # Reworded situations are extra training samples only: scores stay per question.
+            records = sqa3d.read_split(d.root, split, skips, alternatives=d.alternative_situations and split == "train")
         except FileNotFoundError as e:
             raise ConfigError(str(e)) from None
         cache = sqa3d.SceneCache(d.scenes or d.root, d.num_points, d.data_seed)

@@ -29,6 +29,7 @@ import json
 import zlib
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -119,13 +120,15 @@ def _quaternion(d: Any) -> tuple[float, float, float, float]:
     return (get("w"), get("x"), get("y"), get("z"))
 
 
-def read_split(root: str | Path, split: str, skips: SkipLog) -> list[SceneQARecord]:
+def read_split(root: str | Path, split: str, skips: SkipLog, alternatives: bool = False) -> list[SceneQARecord]:
     """Every question of a split, paired with its annotation, as records.
 
     Args:
         root: ``data.root``.
         split: ``train``, ``val`` or ``test``.
         skips: the split's log (a question without any answer is skipped and counted).
+        alternatives: also one record per ``alternative_situation`` of a question (the release's
+            rewordings of its situation; same question, answers and pose), after the question's own.
     """
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
@@ -142,9 +145,14 @@ def read_split(root: str | Path, split: str, skips: SkipLog) -> list[SceneQAReco
         if not answers:
             skips.skip("no-answer", f"question {q['question_id']} has no answer in the annotations")
             continue
-        records.append(SceneQARecord(q["scene_id"], q["situation"], q["question"], answers,
-                                     question_type(q["question"]), _xyz(a.get("position")),
-                                     _quaternion(a.get("rotation")), q["question_id"]))
+        record = SceneQARecord(q["scene_id"], q["situation"], q["question"], answers, question_type(q["question"]),
+                               _xyz(a.get("position")), _quaternion(a.get("rotation")), q["question_id"])
+        records.append(record)
+        if alternatives:
+            others = q.get("alternative_situation") or []
+            others = [others] if isinstance(others, str) else others  # a list in the release; one string tolerated
+            records.extend(replace(record, situation=text, question_id=f"{q['question_id']}-alt{k}")
+                           for k, text in enumerate(t for t in others if t and t.strip()))
     return records
 
 
