@@ -70,6 +70,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
     p.add_argument("--compile", choices=("no", "yes", "both"), default="both",
                    help="frozen and roofline parts: eager rows, torch.compile rows, or both")
+    p.add_argument("--precisions", nargs="+", choices=("bf16", "fp32"), default=["bf16", "fp32"],
+                   help="roofline part: which precisions (bf16 is slow where it is emulated: ~1 min a "
+                        "step at the default shapes on an AVX2-only CPU)")
     p.add_argument("--results-dir", type=Path, default=RESULTS_DIR,
                    help="where the JSON and markdown go (e.g. a scratch folder for a smoke run)")
     p.add_argument("--memory-layers", nargs="+", default=["-1", "0:"],
@@ -401,7 +404,7 @@ def step_flops(step: Callable[[], None]) -> dict[str, int]:
     return {"total": int(counter.get_total_flops()), "by_op": by_op}
 
 
-def time_by_kind(step: Callable[[], None], calls: int = 3) -> dict[str, float]:
+def time_by_kind(step: Callable[[], None], calls: int = 1) -> dict[str, float]:
     """Share of the profiled self CPU time of ``calls`` steps in each kind of op (`OP_KINDS`)."""
     from torch.profiler import ProfilerActivity, profile
 
@@ -447,6 +450,8 @@ def part_roofline(args: argparse.Namespace) -> dict[str, Any]:
     rows, results = [], {}
     modes = {"no": ("eager",), "yes": ("compiled",), "both": ("eager", "compiled")}[args.compile]
     for label, dtype, autocast in ROOFLINE_SETUPS:
+        if label not in args.precisions:
+            continue
         x = tokens(args)
         steps, first_call = {}, None
         for mode in modes:

@@ -113,6 +113,7 @@ def test_roofline_part_smoke(tmp_path):
     )
     assert out.returncode == 0, out.stderr
     payload = json.loads((tmp_path / "block_speed_roofline.json").read_text())
+    assert set(payload["results"]) == {"bf16", "fp32"}
     for precision in ("bf16", "fp32"):
         entry = payload["results"][precision]
         assert entry["flops"]["total"] > 0 and entry["gemm_gflops"]["forward"] > 0
