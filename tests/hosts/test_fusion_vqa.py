@@ -180,4 +180,4 @@ def test_answer_head_starts_at_the_one_in_a_prior(tiny_lm_dir) -> None:
     task = VQATask(PAD, INFO.answer_types)
     # The loss of a one-hot target at the prior: A binary entropies of p = 1/A, far below A * log 2.
     fresh = task.loss(model(batch["image"], batch["input_ids"], batch["text_padding_mask"]), batch, True)
-    assert float(fresh) < 0.75 * ANSWERS * torch.log(torch.tensor(2.0))
+    assert fresh.item() < 0.75 * ANSWERS * torch.log(torch.tensor(2.0))
