@@ -166,3 +166,18 @@ def test_the_placement_sweep_reads_the_declared_placements() -> None:
         ("baseline", None), ("visual", "visual"), ("fusion", "fusion"), ("both", "both")]
     timm = sweep_cells("placement", load_config(None, {}))
     assert [c.label for c in timm] == ["baseline", "head", "middle", "tail", "two-layers"]  # the paper's Table D
+
+
+def test_answer_head_starts_at_the_one_in_a_prior(tiny_lm_dir) -> None:
+    """Soft BCE treats each answer as a yes/no that is nearly always "no": a fresh head must say
+    so (p ~ 1/A per answer), not 0.5, or the first hundreds of steps go into lowering every logit."""
+    model = _model(tiny_lm_dir, "baseline", "visual").eval()
+    batch = _batch()
+    with torch.no_grad():
+        probs = model(batch["image"], batch["input_ids"], batch["text_padding_mask"]).sigmoid()
+    assert probs.shape == (3, ANSWERS)
+    assert torch.allclose(probs.mean(), torch.tensor(1 / ANSWERS), rtol=0.1)
+    task = VQATask(PAD, INFO.answer_types)
+    # The loss of a one-hot target at the prior: A binary entropies of p = 1/A, far below A * log 2.
+    fresh = task.loss(model(batch["image"], batch["input_ids"], batch["text_padding_mask"]), batch, True)
+    assert fresh.item() < 0.75 * ANSWERS * torch.log(torch.tensor(2.0))

@@ -22,6 +22,8 @@ from .configs import DataConfig
 BLIND: tuple[str, ...] = ("none", "image", "text")
 BAD_IMAGE = ("fail", "skip")  # `lm4vis.data.skips.POLICIES`
 SHAPE_COLOURS = ("red", "green", "blue", "yellow", "magenta", "cyan")  # `lm4vis.data.vl.shapes.COLOURS`
+#: `lm4vis.data.vl.shapes_vqa.QUESTION_TYPES` (this module stays light; a test keeps the two equal)
+SHAPE_QUESTION_TYPES = ("shape", "colour", "position", "closest", "farthest", "count", "left_of")
 
 
 @dataclass
@@ -84,6 +86,8 @@ class ShapesVQADataConfig(VQADataConfig):
         colours: the palette entries used.
         object_size: an object's side, fraction of the image.
         relation_margin: a relation is asked only when it is this clear (fraction of the image).
+        question_types: the question types asked, in turn (all seven by default); a subset
+            gives each type more of a small training budget.
         keep_in_memory: generate each item once per process and keep it (3 ms per item here):
             later epochs and the other runs of a ``compare`` or ``demo`` reuse it.
     """
@@ -95,6 +99,7 @@ class ShapesVQADataConfig(VQADataConfig):
     colours: list[str] = field(default_factory=lambda: list(SHAPE_COLOURS))
     object_size: float = 0.15
     relation_margin: float = 0.04
+    question_types: list[str] = field(default_factory=lambda: list(SHAPE_QUESTION_TYPES))
     keep_in_memory: bool = True
 
     def __post_init__(self) -> None:
@@ -104,6 +109,10 @@ class ShapesVQADataConfig(VQADataConfig):
         unknown = [c for c in self.colours if c not in SHAPE_COLOURS]
         if unknown:
             raise ValueError(f"data.colours has {unknown}; choose from {', '.join(SHAPE_COLOURS)}")
+        bad = [t for t in self.question_types if t not in SHAPE_QUESTION_TYPES]
+        if bad or not self.question_types or len(set(self.question_types)) != len(self.question_types):
+            raise ValueError(f"data.question_types={self.question_types} must name distinct types among "
+                             f"{', '.join(SHAPE_QUESTION_TYPES)}")
         if not 2 <= self.num_objects <= len(self.colours):
             raise ValueError(f"data.num_objects={self.num_objects} must be 2..{len(self.colours)} "
                              "(one colour each: add colours or use fewer objects)")

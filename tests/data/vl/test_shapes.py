@@ -144,3 +144,28 @@ def test_fewer_objects_and_colours() -> None:
     assert ds.info.max_objects == 3 and "3" in ds.info.answers and "4" not in ds.info.answers
     assert {ds.question(i).question_type for i in range(70)} == set(QUESTION_TYPES)
     assert ds[0]["boxes"].shape == (3, 4)
+
+
+def test_a_subset_of_question_types_is_asked_in_turn_and_balanced() -> None:
+    asked = ("shape", "closest", "count")
+    ds = _vqa(split="val", num_items=900, with_masks=False, question_types=asked)
+    questions = [ds.question(i) for i in range(len(ds))]
+    assert [q.question_type for q in questions[:6]] == list(asked) * 2
+    assert Counter(q.question_type for q in questions) == {t: 300 for t in asked}
+    possible = answers_by_type(SceneConfig())
+    for qtype in asked:
+        counts = Counter(q.answer for q in questions if q.question_type == qtype)
+        assert set(counts) == set(possible[qtype]), qtype
+    assert ds.info.question_types == QUESTION_TYPES  # metric groups keep their indices
+
+
+@pytest.mark.parametrize("types", [(), ("shape", "shape"), ("shape", "size")])
+def test_question_types_are_checked(types) -> None:
+    with pytest.raises(ValueError, match="question_types"):
+        ShapesVQAConfig(question_types=types)
+
+
+def test_light_config_names_the_generator_question_types() -> None:
+    from lm4vis.data.vqa_config import SHAPE_QUESTION_TYPES
+
+    assert SHAPE_QUESTION_TYPES == QUESTION_TYPES

@@ -210,3 +210,13 @@ def test_captions_leave_retrieval_hard() -> None:
             expected_r1.append(1 / matches)
     oracle_r1 = float(np.mean(expected_r1))
     assert 0.05 < oracle_r1 < 0.9, oracle_r1
+
+
+def test_answers_of_the_demo_scenes_follow_from_the_scene() -> None:
+    """The vqa-demo preset's scenes (two objects, three colours), every question type, and the
+    preset's own two types asked in turn."""
+    for types in (None, ("shape", "closest")):
+        _check_questions(ShapesVQA(ShapesVQAConfig(
+            split="val", num_items=420, image_size=48, with_masks=True,
+            **({} if types is None else {"question_types": types}),
+            scene=dict(num_objects=2, colours=("red", "green", "blue"), object_size=0.3))), render_every=9)

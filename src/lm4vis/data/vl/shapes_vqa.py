@@ -10,7 +10,8 @@ Seven question types, three non-relational (about one object) and four relationa
     count     how many circles are there?                        0 .. num_objects
     left_of   is there a circle to the left of the red object?   yes / no
 
-Item ``i`` asks type ``i mod 7`` (types balanced exactly) and draws its answer uniformly among
+Item ``i`` asks type ``i mod 7`` (types balanced exactly; ``question_types`` may name a subset,
+then item ``i`` asks the ``i mod len``-th of those) and draws its answer uniformly among
 the type's answers first, then scenes until one can ask a clear question with that answer
 (answers balanced within a type), all from a generator seeded by ``(seed, split, i)``. A model
 that reads the question but not the image can do no better than the prior `blind_prior`
@@ -82,6 +83,8 @@ class ShapesVQAConfig:
         scene: how scenes are drawn.
         max_length: longest question kept, in tokens.
         with_masks: items carry ``object_masks``.
+        question_types: the types asked, in turn (a subset of `QUESTION_TYPES`; all by default).
+            Fewer types give each more of a small training budget.
     """
 
     split: str = "train"
@@ -91,9 +94,15 @@ class ShapesVQAConfig:
     scene: SceneConfig = field(default_factory=SceneConfig)
     max_length: int = 24
     with_masks: bool = False
+    question_types: tuple[str, ...] = QUESTION_TYPES
 
     def __post_init__(self) -> None:
         check_split(self.split)
+        self.question_types = tuple(self.question_types)
+        unknown = [t for t in self.question_types if t not in QUESTION_TYPES]
+        if unknown or not self.question_types or len(set(self.question_types)) != len(self.question_types):
+            raise ValueError(f"{NAME}: question_types={list(self.question_types)} must name distinct types "
+                             f"among {', '.join(QUESTION_TYPES)}")
         if isinstance(self.scene, dict):  # from YAML
             self.scene = SceneConfig(**self.scene)
         if self.num_items is None:
@@ -189,7 +198,7 @@ def generate(cfg: ShapesVQAConfig, index: int) -> ShapesQuestion:
         index: item index.
     """
     rng = item_rng(cfg.seed, cfg.split, index)
-    question_type = QUESTION_TYPES[index % len(QUESTION_TYPES)]
+    question_type = cfg.question_types[index % len(cfg.question_types)]
     possible = answers_by_type(cfg.scene)[question_type]
     answer = possible[int(rng.integers(len(possible)))]
     for _ in range(_SCENE_TRIES):

@@ -217,7 +217,7 @@ class VQASource:
         n = d.num_train if split == "train" else d.num_val
         return ShapesVQAConfig(split=split, num_items=min(n, limit or n), image_size=d.image_size,
                                seed=d.data_seed, scene=self._scene(), max_length=d.max_length,
-                               with_masks=False)
+                               with_masks=False, question_types=tuple(d.question_types))
 
 
 def _fingerprint(tokenizer: TextTokenizer) -> str:
