@@ -82,7 +82,6 @@ DEMO_TASKS: dict[str, DemoTask] = {
 DEFAULT_TASK = next(iter(DEMO_TASKS))
 
 
-
 def demo_folder(dataset: str, quick: bool = False) -> str:
     """The folder a demo on ``dataset`` writes its runs and ``results.json`` into, under ``--out``."""
     return f"demo{'-quick' if quick else ''}-{dataset}"
