@@ -494,7 +494,9 @@ def part_roofline(args: argparse.Namespace) -> dict[str, Any]:
                           "GEMM dX GFLOP/s", "roofline ms", "fraction", "where the time goes"], rows)
         + f"\n\n{CLOCK_NOTE}"
     )
-    write_results("block_speed_roofline", {"config": vars_of(args), "hardware": hardware,
+    # One precision alone (bf16 can take many minutes where it is emulated) gets its own file.
+    name = "block_speed_roofline" + ("" if len(args.precisions) == 2 else f"_{args.precisions[0]}")
+    write_results(name, {"config": vars_of(args), "hardware": hardware,
                                            "native_bf16": has_bf16, "results": results}, table,
                   args.results_dir)
     return results
