@@ -219,4 +219,4 @@ def describe(cfg: SceneVQAConfig) -> str:
             f"{cfg.fusion_dim})")
 
 
-__all__ = ["SceneVQA", "SceneEncoder", "build_scene_vqa", "check_data", "describe", "QUESTION", "SITUATION", "SCENE"]
+__all__ = ["SceneVQA", "SceneEncoder", "SampledGrouper", "build_scene_vqa", "check_data", "describe", "QUESTION", "SITUATION", "SCENE"]

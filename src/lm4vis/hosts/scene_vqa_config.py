@@ -118,4 +118,4 @@ register_host(
     check_data="lm4vis.hosts.scene_vqa:check_data", describe="lm4vis.hosts.scene_vqa:describe",
 )
 
-__all__ = ["SceneVQAConfig", "SLOTS"]
+__all__ = ["SceneVQAConfig", "SLOTS", "CENTRES"]

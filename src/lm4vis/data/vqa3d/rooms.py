@@ -29,15 +29,17 @@ distance question has two objects ahead or more, none within ``margin_deg`` of l
 agent, and its winner beats the runner-up by ``distance_margin`` metres.
 
 Sample ``i`` asks type ``i mod 5`` (types balanced exactly) and, with ``j = i // 5``, the answer
-``answers[j mod k]`` of that type's ``k`` answers, then the sector (or, for distance, farthest
-or closest) and the target from the next digits of ``j``: answers are balanced exactly within
-every (type, target, sector), so neither the situation nor the question's wording predicts an
-answer (tests/data/vqa3d/test_rooms3d.py checks this with a text-only lookup). It then draws
-rooms of its split until one gives a clear question with that answer, all from a generator seeded
-by ``(data_seed, split, i)``. (With very few rooms a cell may have no room;
-the sample then keeps its answer and lets the cell go.) Rooms are few (``train_rooms``) and samples many, so every room
-appears with many headings: the answers to its egocentric questions change with the heading, and
-a model that ignores the situation cannot know them.
+``answers[j mod k]`` of that type's ``k`` answers, then the sector (or, for distance, farthest or
+closest) and the kind of target (a wall or a corner) from the next digits of ``j``: answers are
+balanced exactly within every (type, sector, kind of target); which wall or corner is drawn with
+the room (the four of a kind are alike in distribution). So neither the situation nor the
+question's wording predicts an answer (tests/data/vqa3d/test_rooms3d.py checks this with a
+text-only lookup). It then draws rooms of its split until one gives a clear question with that
+answer, all from a generator seeded by ``(data_seed, split, i)``; with very few rooms a cell may
+have no room, and the sample then keeps its answer and lets the cell go. Rooms are few
+(``train_rooms``) and samples many, so every room appears with many headings: the answers to its
+egocentric questions change with the heading, and a model that ignores the situation cannot
+know them.
 """
 
 from __future__ import annotations
