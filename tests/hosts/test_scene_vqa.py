@@ -117,3 +117,38 @@ def test_aux_heads_predict_the_situation(tiny, tiny_llama):
     assert task.situation_loss(*task.forward(model, batch, train=True)).item() < first
     with pytest.raises(ConfigError, match="host.aux_heads=true"):
         load_config(None, [*TINY, "task.aux_weight=1.0"])
+
+
+def test_sampled_centres_land_on_the_objects():
+    """``host.centres: sample`` puts most centres on the objects of a room, where FPS spreads them
+    over floor and walls; the centres are points of the cloud, the same on every call."""
+    import numpy as np
+
+    from lm4vis.data.vqa3d.rooms import RoomsConfig, RoomsQA
+    from lm4vis.hosts.pointbert import PointGrouper
+    from lm4vis.hosts.scene_vqa import SampledGrouper
+
+    rooms = RoomsQA("train", 1, 20, RoomsConfig(num_points=512))
+    points = torch.from_numpy(np.stack([rooms.points(r) for r in range(20)]))
+    share = {}
+    for name, grouper in (("fps", PointGrouper(16, 16)), ("sample", SampledGrouper(16, 16))):
+        centres = grouper(points).centres.numpy()
+        on = 0
+        for r in range(20):
+            c = centres[r]
+            for o in rooms.room(r).objects:
+                on += ((np.hypot(c[:, 0] - o.centre[0], c[:, 1] - o.centre[1]) <= o.radius + 1e-4)
+                       & (c[:, 2] > 0.02)).sum()
+        share[name] = on / centres[..., 0].size
+    assert share["sample"] > 0.5 and share["sample"] > 2 * share["fps"], share
+    grouper = SampledGrouper(16, 16)
+    a, b = grouper(points[:2]).centres, grouper(points[:2]).centres
+    assert torch.equal(a, b)
+    assert all((points[0, :, :3] == a[0, g]).all(dim=1).any() for g in range(16)), "centres are cloud points"
+
+
+def test_centres_choice_is_checked():
+    with pytest.raises((ConfigError, ValueError), match="host.centres"):
+        load_config(None, TINY + ["host.centres=middle"])
+    cfg = load_config(None, TINY + ["host.centres=sample"])
+    assert cfg.host.centres == "sample"

@@ -76,9 +76,9 @@ class Rooms3DQADataConfig(SceneQADataConfig):
     num_train: int = 4000
     num_val: int = 1000
     train_rooms: int = 200
-    val_rooms: int = 50
-    min_objects: int = 4
-    max_objects: int = 6
+    val_rooms: int = 100
+    min_objects: int = 3
+    max_objects: int = 5
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -87,8 +87,8 @@ class Rooms3DQADataConfig(SceneQADataConfig):
                 raise ValueError(f"data.{key}={getattr(self, key)} must be positive")
         if not 3 <= self.min_objects <= self.max_objects <= 8:
             raise ValueError(f"data.min_objects={self.min_objects}, data.max_objects={self.max_objects}: "
-                             "need 3 <= min_objects <= max_objects <= 8 (an anchor, a facing object "
-                             "and at least one more; more than 8 do not fit a small room)")
+                             "need 3 <= min_objects <= max_objects <= 8 (more than 8 do not fit "
+                             "around the middle of a small room)")
 
 
 @dataclass

@@ -3,7 +3,7 @@ with an `LMSlot` on the scene tokens and one after the fusion (`SceneVQA`).
 
 ::
 
-    points (x,y,z,r,g,b) -> FPS + kNN groups -> mini-PointNet -> + pos(centre) -> [CLS] + blocks
+    points (x,y,z,r,g,b) -> FPS (or sampled) + kNN groups -> mini-PointNet -> + pos(centre) -> [CLS] + blocks
         -> scene_lm_slot -> norm -> proj --> scene layers -> fusion_lm_slot -> pool --+
                                                 ^   |                                 +-> answer classifier
     question, situation -> text encoder -> proj --> text layers --------------> pool --+   (+ aux heads)
@@ -28,6 +28,7 @@ from timm.layers import trunc_normal_
 from timm.models.vision_transformer import Block
 from torch import Tensor, nn
 
+from ..ops import Groups, group_points
 from .fusion import Pooler, TextEncoder, TextEncoderConfig, coattend, coattention_layers
 from .pointbert import PointGrouper, PointNetTokenizer
 from .scene_vqa_config import SceneVQAConfig
@@ -35,6 +36,37 @@ from .slot import LMSlot
 
 #: Segments of the joined streams: which input a token came from.
 QUESTION, SITUATION, SCENE = 0, 1, 2
+
+
+class SampledGrouper(nn.Module):
+    """Centres at a fixed random set of point indices (the same for every cloud of ``N``
+    points), and their kNN neighbourhoods: a uniform sample of the points, so the centres follow
+    the point density (FPS spreads them by distance instead, over the floor and the walls of a
+    room, which hold few points). Deterministic, like FPS.
+
+    Args:
+        num_groups: centres per cloud.
+        group_size: neighbours per centre.
+    """
+
+    def __init__(self, num_groups: int, group_size: int) -> None:
+        super().__init__()
+        self.num_groups, self.group_size = num_groups, group_size
+        self._indices: dict[int, Tensor] = {}
+
+    def forward(self, points: Tensor) -> Groups:
+        batch, num_points = points.shape[:2]
+        if num_points < max(self.num_groups, self.group_size):
+            raise ValueError(f"a cloud of {num_points} points cannot make {self.num_groups} groups of "
+                             f"{self.group_size}; give more points or shrink num_groups/group_size")
+        if num_points not in self._indices:  # seeded apart from the model's own generator
+            perm = torch.randperm(num_points, generator=torch.Generator().manual_seed(0))
+            self._indices[num_points] = perm[: self.num_groups]
+        idx = self._indices[num_points].to(points.device).expand(batch, -1)
+        return group_points(points, idx, self.group_size)
+
+    def extra_repr(self) -> str:
+        return f"num_groups={self.num_groups}, group_size={self.group_size}, centres=sample"
 
 
 class SceneEncoder(nn.Module):
@@ -46,7 +78,8 @@ class SceneEncoder(nn.Module):
 
     def __init__(self, cfg: SceneVQAConfig) -> None:
         super().__init__()
-        self.grouper = PointGrouper(cfg.num_groups, cfg.group_size)
+        grouper = {"fps": PointGrouper, "sample": SampledGrouper}[cfg.centres]
+        self.grouper = grouper(cfg.num_groups, cfg.group_size)
         self.tokenizer = PointNetTokenizer(cfg.in_chans, cfg.tokenizer_dims, cfg.encoder_dim)
         self.token_proj = nn.Linear(cfg.encoder_dim, cfg.scene_dim)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, cfg.scene_dim))
@@ -186,4 +219,4 @@ def describe(cfg: SceneVQAConfig) -> str:
             f"{cfg.fusion_dim})")
 
 
-__all__ = ["SceneVQA", "SceneEncoder", "build_scene_vqa", "check_data", "describe", "QUESTION", "SITUATION", "SCENE"]
+__all__ = ["SceneVQA", "SceneEncoder", "SampledGrouper", "build_scene_vqa", "check_data", "describe", "QUESTION", "SITUATION", "SCENE"]

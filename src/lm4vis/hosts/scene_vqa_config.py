@@ -18,6 +18,7 @@ from .configs import HostConfig
 #: The host's LM slots: on the scene tokens (a visual encoder layer, the paper's placement) or
 #: on the scene stream after the fusion.
 SLOTS: tuple[str, ...] = ("scene_lm_slot", "fusion_lm_slot")
+CENTRES: tuple[str, ...] = ("fps", "sample")
 
 
 @dataclass
@@ -27,8 +28,11 @@ class SceneVQAConfig(HostConfig):
     Args:
         kind: ``scene-vqa``.
         in_chans: channels per point (x, y, z, r, g, b).
-        num_groups: FPS centres over the whole scene (scene tokens besides CLS).
+        num_groups: centres over the whole scene (scene tokens besides CLS).
         group_size: neighbours per centre.
+        centres: ``fps`` (farthest point sampling, Point-BERT's) or ``sample`` (a fixed random
+            set of point indices: centres follow the point density, so in a room they land on
+            the objects rather than spread over floor and walls).
         tokenizer_dims: the mini-PointNet's widths (point hidden, point out, context hidden).
         encoder_dim: width of a group's feature.
         scene_dim: width of the scene tokens (the LM block's ``in_dim`` on ``scene_lm_slot``).
@@ -50,6 +54,7 @@ class SceneVQAConfig(HostConfig):
     in_chans: int = 6
     num_groups: int = 256
     group_size: int = 32
+    centres: str = "fps"
     tokenizer_dims: tuple[int, int, int] = (64, 128, 256)
     encoder_dim: int = 128
     scene_dim: int = 192
@@ -79,6 +84,8 @@ class SceneVQAConfig(HostConfig):
         bad = {k: v for k, v in sizes.items() if v < 1}
         if bad:
             raise ValueError(f"host sizes must be positive: {bad}")
+        if self.centres not in CENTRES:
+            raise ValueError(f"host.centres={self.centres!r}: choose one of {', '.join(CENTRES)}")
         if self.scene_depth < 0:
             raise ValueError(f"host.scene_depth={self.scene_depth} must be >= 0")
         if self.in_chans < 3:
@@ -111,4 +118,4 @@ register_host(
     check_data="lm4vis.hosts.scene_vqa:check_data", describe="lm4vis.hosts.scene_vqa:describe",
 )
 
-__all__ = ["SceneVQAConfig", "SLOTS"]
+__all__ = ["SceneVQAConfig", "SLOTS", "CENTRES"]

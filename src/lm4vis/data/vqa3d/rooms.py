@@ -5,30 +5,40 @@ A room is a floor with low walls and several objects from the point-cloud proced
 each (colour, shape) pair appears at most once, so "the red cube" names one object. Points
 carry x, y, z (metres, z up, origin at the floor's centre) and r, g, b (0..1).
 
-A sample puts the agent next to one object (the *anchor*: the nearest object by surface
-distance, by a margin) and turns it to face another (the *facing* object, straight ahead), says
-so in a situation sentence ("I am standing next to the red cube facing the blue torus") and
-asks one of five types of question:
+The agent always stands in the middle of the room (the origin) and faces one of eight *targets*
+of the room itself: a wall (north = +y, east = +x, south, west) or a corner (north east, ...;
+the heading points at the corner of the floor). The situation sentence says which ("i am standing
+in the middle of the room facing the north wall", "... looking at the south east corner"): it
+names no object, so it gives away no answer; the answers need the scene (which objects, of which
+colour and shape, lie where around the agent). Objects keep clear of the middle. Questions of
+five types:
 
     direction  what is on my left / on my right / in front of me / behind me?      a shape
     attribute  what colour is the object on my left (...)?                           a colour
-    counting   how many objects are on my left (...)?                                0 .. 3
+    counting   how many objects are on my left (...)?                                0 .. 2
     existence  is there a cone on my left (...)?                                     yes / no
-    distance   which object is farthest from me? / apart from the red cube, which
-               object is closest to me?                                              a shape
+    distance   which object ahead of me is farthest (nearest) from me?                 a shape
+
+(ahead: the front half-plane, bearings within 90 degrees of the heading).
 
 Egocentric sectors are 90 degrees wide, centred on the heading (front), 90 degrees
 counter-clockwise of it (left, seen from above with z up), behind and right. A question is asked
 only when its answer is clear: every object it depends on lies at least ``margin_deg`` from a
 sector boundary, a direction or attribute question's sector holds exactly one object, and a
-distance question's winner beats the runner-up by ``distance_margin`` metres.
+distance question has two objects ahead or more, none within ``margin_deg`` of level with the
+agent, and its winner beats the runner-up by ``distance_margin`` metres.
 
-Sample ``i`` asks type ``i mod 5`` (types balanced exactly) and the answer
-``answers[(i // 5) mod k]`` of that type's ``k`` answers (answers balanced exactly within a
-type); it then draws rooms of its split and poses in them until one asks a clear question with
-that answer, all from a generator seeded by ``(data_seed, split, i)``. Rooms are few
-(``train_rooms``) and samples many, so every room appears with many poses: the answers to its
-egocentric questions change with the pose, and a model that ignores the situation cannot
+Sample ``i`` asks type ``i mod 5`` (types balanced exactly) and, with ``j = i // 5``, the answer
+``answers[j mod k]`` of that type's ``k`` answers, then the sector (or, for distance, farthest or
+closest) and the kind of target (a wall or a corner) from the next digits of ``j``: answers are
+balanced exactly within every (type, sector, kind of target); which wall or corner is drawn with
+the room (the four of a kind are alike in distribution). So neither the situation nor the
+question's wording predicts an answer (tests/data/vqa3d/test_rooms3d.py checks this with a
+text-only lookup). It then draws rooms of its split until one gives a clear question with that
+answer, all from a generator seeded by ``(data_seed, split, i)``; with very few rooms a cell may
+have no room, and the sample then keeps its answer and lets the cell go. Rooms are few
+(``train_rooms``) and samples many, so every room appears with many headings: the answers to its
+egocentric questions change with the heading, and a model that ignores the situation cannot
 know them.
 """
 
@@ -55,7 +65,7 @@ SECTORS: tuple[str, ...] = ("front", "left", "behind", "right")
 SECTOR_PHRASES: dict[str, str] = {"front": "in front of me", "left": "on my left", "behind": "behind me",
                                   "right": "on my right"}
 QUESTION_TYPES: tuple[str, ...] = ("direction", "attribute", "counting", "existence", "distance")
-MAX_COUNT = 3
+MAX_COUNT = 2  # three objects in one 90-degree sector around the middle are too rare to balance
 ANSWERS_BY_TYPE: dict[str, tuple[str, ...]] = {
     "direction": SHAPE_NAMES, "attribute": tuple(COLOURS),
     "counting": tuple(str(k) for k in range(MAX_COUNT + 1)), "existence": ("yes", "no"),
@@ -67,19 +77,24 @@ SPLIT_IDS: dict[str, int] = {"train": 0, "val": 1, "test": 2}
 _ROOM_STREAM, _POINTS_STREAM = 7, 11
 _MAX_TRIES = 2000
 
+#: What the agent faces: a wall (the heading along an axis; x = east, y = north) or a corner (the
+#: heading at that corner of the floor), as (name, sign of x, sign of y); 0 = along the other axis.
+TARGETS: tuple[tuple[str, int, int], ...] = (
+    ("east wall", 1, 0), ("north east corner", 1, 1), ("north wall", 0, 1), ("north west corner", -1, 1),
+    ("west wall", -1, 0), ("south west corner", -1, -1), ("south wall", 0, -1), ("south east corner", 1, -1),
+)
 SITUATIONS: tuple[str, ...] = (
-    "i am standing next to the {a} facing the {f} .",
-    "i stand beside the {a} and i am facing the {f} .",
-    "i am next to the {a} , looking at the {f} .",
-    "next to me is the {a} , and the {f} is straight ahead .",
+    "i am standing in the middle of the room facing the {t} .",
+    "i stand at the centre of the room , looking at the {t} .",
+    "from the middle of the room , i face the {t} .",
+    "i am in the centre of the room and the {t} is straight ahead .",
 )
 DIRECTION_QUESTIONS = ("what is {s} ?", "which object is {s} ?")
 ATTRIBUTE_QUESTIONS = ("what colour is the object {s} ?", "what is the colour of the thing {s} ?")
 COUNTING_QUESTIONS = ("how many objects are {s} ?", "how many things are there {s} ?")
 EXISTENCE_QUESTIONS = ("is there a {shape} {s} ?", "can i find a {shape} {s} ?")
-FARTHEST_QUESTIONS = ("which object is farthest from me ?", "what is the farthest object from me ?")
-CLOSEST_QUESTIONS = ("apart from the {a} , which object is closest to me ?",
-                     "besides the {a} , what is the nearest object to me ?")
+FARTHEST_QUESTIONS = ("of the things ahead of me , which is farthest ?", "which object ahead of me is farthest from me ?")
+CLOSEST_QUESTIONS = ("of the things ahead of me , which is closest ?", "which object ahead of me is nearest to me ?")
 
 
 @dataclass(frozen=True)
@@ -93,9 +108,11 @@ class RoomsConfig:
         size_range: side lengths of the floor, metres.
         radius_range: bounding radius of an object, metres.
         wall_height: metres.
-        floor_share, wall_share: shares of the points on the floor and on the walls.
-        clearance: free metres between two objects' bounding circles (room for the agent).
-        gap_range: metres between the agent and its anchor's bounding circle.
+        floor_share, wall_share: shares of the points on the floor and on the walls (small, so
+            that FPS centres land on objects rather than spread over the floor).
+        clearance: free metres between two objects' bounding circles.
+        agent_clearance: free metres between the middle of the room (the agent) and an object's
+            bounding circle.
         margin_deg: the least angle between an object a question depends on and a sector boundary.
         distance_margin: metres by which a distance question's winner beats the runner-up.
         colour_noise: std of the per-point colour noise.
@@ -103,15 +120,15 @@ class RoomsConfig:
 
     num_points: int = 1024
     data_seed: int = 0
-    min_objects: int = 4
-    max_objects: int = 6
+    min_objects: int = 3
+    max_objects: int = 5
     size_range: tuple[float, float] = (4.0, 5.5)
     radius_range: tuple[float, float] = (0.25, 0.45)
     wall_height: float = 0.8
-    floor_share: float = 0.15
-    wall_share: float = 0.1
+    floor_share: float = 0.05
+    wall_share: float = 0.03
     clearance: float = 0.6
-    gap_range: tuple[float, float] = (0.25, 0.5)
+    agent_clearance: float = 0.5
     margin_deg: float = 12.0
     distance_margin: float = 0.3
     colour_noise: float = 0.03
@@ -149,12 +166,11 @@ class Room:
 @dataclass(frozen=True)
 class Pose:
     """Where the agent stands (x, y) and which way it faces (radians counter-clockwise from +x),
-    with the indices of its anchor and facing objects."""
+    with the index of the target (`TARGETS`) it faces."""
 
     position: tuple[float, float]
     heading: float
-    anchor: int
-    facing: int
+    target: int
 
 
 def _rng(*key: int) -> np.random.Generator:
@@ -175,12 +191,11 @@ def sample_room(rng: np.random.Generator, cfg: RoomsConfig) -> Room:
             # first that clears every placed object is taken.
             half = np.array([width / 2, depth / 2]) - radius - 0.4
             places = rng.uniform(-half, half, size=(200, 2))
+            clear = np.linalg.norm(places, axis=1) >= radius + cfg.agent_clearance  # the agent's spot
             if objects:
                 centres = np.array([o.centre for o in objects])
                 need = radius + np.array([o.radius for o in objects]) + cfg.clearance
-                clear = (np.linalg.norm(places[:, None] - centres[None], axis=-1) >= need).all(axis=1)
-            else:
-                clear = np.ones(len(places), dtype=bool)
+                clear &= (np.linalg.norm(places[:, None] - centres[None], axis=-1) >= need).all(axis=1)
             if not clear.any():
                 break
             x, y = places[int(clear.argmax())]
@@ -233,11 +248,9 @@ def egocentric_angles(room: Room, pose: Pose) -> list[float]:
     return out
 
 
-def sector_of(angle: float, margin: float) -> str | None:
-    """The sector of a bearing (degrees), or None within ``margin`` of a boundary."""
+def sector_of(angle: float) -> str:
+    """The sector of a bearing (degrees)."""
     a = abs(angle)
-    if min(abs(a - 45.0), abs(a - 135.0)) < margin:
-        return None
     if a < 45.0:
         return "front"
     if a > 135.0:
@@ -245,40 +258,29 @@ def sector_of(angle: float, margin: float) -> str | None:
     return "left" if angle > 0 else "right"
 
 
-def sample_pose(room: Room, rng: np.random.Generator, cfg: RoomsConfig) -> Pose | None:
-    """The agent beside one object, facing another; None when the draw is not clear (outside
-    the floor, too near another object, or another object almost in line with the facing one)."""
-    n = len(room.objects)
-    anchor, step, angle, gap = rng.random(4)  # one draw of four: a sample takes tens of poses
-    anchor = int(anchor * n)
-    facing = (anchor + 1 + int(step * (n - 1))) % n
-    a = room.objects[anchor]
-    angle = 2 * math.pi * angle
-    gap = cfg.gap_range[0] + gap * (cfg.gap_range[1] - cfg.gap_range[0])
-    x, y = a.centre[0] + (a.radius + gap) * math.cos(angle), a.centre[1] + (a.radius + gap) * math.sin(angle)
-    if abs(x) > room.width / 2 - 0.2 or abs(y) > room.depth / 2 - 0.2:
-        return None
-    surface = [math.hypot(x - o.centre[0], y - o.centre[1]) - o.radius for o in room.objects]
-    if any(k != anchor and (s < 0.2 or s < surface[anchor] + cfg.distance_margin) for k, s in enumerate(surface)):
-        return None  # the anchor must be the one object the agent is next to
-    f = room.objects[facing].centre
-    pose = Pose((float(x), float(y)), float(math.atan2(f[1] - y, f[0] - x)), anchor, facing)
-    bearings = egocentric_angles(room, pose)
-    if any(k != facing and abs(b) < cfg.margin_deg for k, b in enumerate(bearings)):
-        return None  # "facing the F" must name one object
-    return pose
+def near_boundary(angle: float, sector: str, margin: float) -> bool:
+    """Whether a bearing (degrees) lies within ``margin`` of one of ``sector``'s two boundaries."""
+    centre = {"front": 0.0, "left": 90.0, "behind": 180.0, "right": -90.0}[sector]
+    off = abs((angle - centre + 180.0) % 360.0 - 180.0)  # degrees from the sector's centre line
+    return abs(off - 45.0) < margin
+
+
+def target_pose(room: Room, target: int) -> Pose:
+    """The agent in the middle of the room, facing ``TARGETS[target]`` (a wall or a corner)."""
+    _, sx, sy = TARGETS[target]
+    return Pose((0.0, 0.0), float(math.atan2(sy * room.depth / 2, sx * room.width / 2)), target)
 
 
 def question_candidates(room: Room, pose: Pose, qtype: str, cfg: RoomsConfig) -> list[tuple[str, str, dict]]:
     """Every clear question of type ``qtype`` this pose allows: (template family, answer, fields)."""
     bearings = egocentric_angles(room, pose)
-    sectors = [sector_of(b, cfg.margin_deg) for b in bearings]
+    sectors = [sector_of(b) for b in bearings]
     objects = room.objects
     out: list[tuple[str, str, dict]] = []
     if qtype in ("direction", "attribute", "counting"):
-        if None in sectors:
-            return out
         for s in SECTORS:
+            if any(near_boundary(b, s, cfg.margin_deg) for b in bearings):
+                continue  # an object on the sector's edge: in or out is not clear
             members = [k for k, sec in enumerate(sectors) if sec == s]
             if qtype == "counting" and len(members) <= MAX_COUNT:
                 out.append(("counting", str(len(members)), {"s": s}))
@@ -288,19 +290,23 @@ def question_candidates(room: Room, pose: Pose, qtype: str, cfg: RoomsConfig) ->
     elif qtype == "existence":
         for shape in SHAPE_NAMES:
             of_shape = [k for k, o in enumerate(objects) if o.shape == shape]
-            if any(sectors[k] is None for k in of_shape):
-                continue
             for s in SECTORS:
+                if any(near_boundary(bearings[k], s, cfg.margin_deg) for k in of_shape):
+                    continue
                 answer = "yes" if any(sectors[k] == s for k in of_shape) else "no"
                 out.append(("existence", answer, {"s": s, "shape": shape}))
-    elif qtype == "distance":
-        dist = [math.hypot(o.centre[0] - pose.position[0], o.centre[1] - pose.position[1]) for o in objects]
-        far = sorted(range(len(objects)), key=lambda k: -dist[k])
-        if dist[far[0]] - dist[far[1]] >= cfg.distance_margin:
-            out.append(("farthest", objects[far[0]].shape, {}))
-        near = sorted((k for k in range(len(objects)) if k != pose.anchor), key=lambda k: dist[k])
-        if dist[near[1]] - dist[near[0]] >= cfg.distance_margin:
-            out.append(("closest", objects[near[0]].shape, {}))
+    elif qtype == "distance":  # among the objects ahead (the front half-plane), so that the heading matters
+        if any(abs(abs(b) - 90.0) < cfg.margin_deg for b in bearings):
+            return out  # an object almost level with the agent: ahead or not is not clear
+        ahead = [k for k, b in enumerate(bearings) if abs(b) < 90.0]
+        dist = {k: math.hypot(objects[k].centre[0] - pose.position[0], objects[k].centre[1] - pose.position[1])
+                for k in ahead}
+        if len(ahead) >= 2:
+            far = sorted(ahead, key=lambda k: -dist[k])
+            if dist[far[0]] - dist[far[1]] >= cfg.distance_margin:
+                out.append(("farthest", objects[far[0]].shape, {}))
+            if dist[far[-2]] - dist[far[-1]] >= cfg.distance_margin:
+                out.append(("closest", objects[far[-1]].shape, {}))
     else:
         raise ValueError(f"unknown question type {qtype!r}; choose one of {', '.join(QUESTION_TYPES)}")
     return out
@@ -349,27 +355,38 @@ class RoomsQA:
         """Sample ``i``: its record, the room it is in and the agent's pose."""
         qtype = QUESTION_TYPES[i % len(QUESTION_TYPES)]
         answers = ANSWERS_BY_TYPE[qtype]
-        wanted = answers[(i // len(QUESTION_TYPES)) % len(answers)]
+        j = i // len(QUESTION_TYPES)
+        wanted, j = answers[j % len(answers)], j // len(answers)
+        # Every (type, sector or distance family, kind of target) gets every answer equally often;
+        # the four walls (and the four corners) are alike in distribution (rooms are drawn
+        # symmetric under quarter turns), so which one a sample faces is drawn per room.
+        if qtype == "distance":
+            where, j = ("farthest", "closest")[j % 2], j // 2
+        else:
+            where, j = SECTORS[j % len(SECTORS)], j // len(SECTORS)
+        kind = j % 2  # 0: a wall, 1: a corner (`TARGETS` alternates them)
         rng = _rng(self.cfg.data_seed, SPLIT_IDS[self.split], i)
-        for _ in range(_MAX_TRIES):
-            r = int(rng.integers(self.num_rooms))
+        for attempt in range(_MAX_TRIES):
+            # A split of very few rooms may have no room for a cell: the second half of the
+            # draws keeps the answer but lets the sector (family) and the kind of target go.
+            strict = attempt < _MAX_TRIES // 2
+            r, target = int(rng.integers(self.num_rooms)), (kind if strict else int(rng.integers(2))) + 2 * int(rng.integers(4))
             room = self.room(r)
-            pose = sample_pose(room, rng, self.cfg)
-            if pose is None:
-                continue
-            found = [c for c in question_candidates(room, pose, qtype, self.cfg) if c[1] == wanted]
+            pose = target_pose(room, target)
+            found = [c for c in question_candidates(room, pose, qtype, self.cfg)
+                     if c[1] == wanted and (not strict or where in (c[0], c[2].get("s")))]
             if not found:
                 continue
             family, answer, fields = found[int(rng.integers(len(found)))]
-            anchor, facing = room.objects[pose.anchor].name, room.objects[pose.facing].name
-            situation = SITUATIONS[int(rng.integers(len(SITUATIONS)))].format(a=anchor, f=facing)
+            situation = SITUATIONS[int(rng.integers(len(SITUATIONS)))].format(t=TARGETS[target][0])
             template = _TEMPLATES[family][int(rng.integers(len(_TEMPLATES[family])))]
-            question = template.format(s=SECTOR_PHRASES.get(fields.get("s"), ""), shape=fields.get("shape"), a=anchor)
+            question = template.format(s=SECTOR_PHRASES.get(fields.get("s"), ""), shape=fields.get("shape"))
             record = SceneQARecord(self.scene_key(r), situation, question, (answer,), qtype,
                                    (pose.position[0], pose.position[1], 0.0), heading_quaternion(pose.heading), i)
             return record, r, pose
-        raise RuntimeError(f"rooms3d-qa: no clear {qtype} question with answer {wanted!r} in {_MAX_TRIES} draws "
-                           f"(sample {i} of {self.split}); the rooms are too few or too crowded")
+        raise RuntimeError(f"rooms3d-qa: no clear {qtype} question ({where}) with answer {wanted!r} facing "
+                           f"{('a wall', 'a corner')[kind]} in {_MAX_TRIES} draws (sample {i} of {self.split}); the rooms "
+                           "are too few or too crowded")
 
     def records(self) -> list[SceneQARecord]:
         return [self.sample(i)[0] for i in range(self.num_samples)]
@@ -388,5 +405,5 @@ def cached_split(split: str, num_samples: int, num_rooms: int, cfg: RoomsConfig)
 
 
 __all__ = ["SHAPE_NAMES", "COLOURS", "SECTORS", "SECTOR_PHRASES", "QUESTION_TYPES", "ANSWERS_BY_TYPE", "ANSWERS",
-           "RoomsConfig", "RoomObject", "Room", "Pose", "RoomsQA", "sample_room", "room_points", "sample_pose",
-           "egocentric_angles", "sector_of", "question_candidates", "cached_split"]
+           "TARGETS", "RoomsConfig", "RoomObject", "Room", "Pose", "RoomsQA", "sample_room", "room_points", "target_pose",
+           "egocentric_angles", "sector_of", "near_boundary", "question_candidates", "cached_split"]
