@@ -17,8 +17,8 @@ Four parts, each writing ``benchmarks/results/block_speed_<part>.{json,md}``:
 - ``roofline``: the frozen block's training step (forward, backward, AdamW on the mappers) as a
   fraction of its roofline on this machine, eager and compiled, in bf16 (LM layers held in bf16,
   bf16 autocast: what ``trainer.fast`` runs where bf16 is native) and in fp32: the step's matmul
-  FLOPs (counted by ``torch.utils.flop_counter``) over the GEMM rate measured in the same run at
-  the block's up-projection shape. Also where the eager step's time goes (matmuls, attention,
+  FLOPs (counted by ``torch.utils.flop_counter``) over the best rate of the step's own GEMMs,
+  each captured and timed alone in the same run (and their sum: the step's GEMM share). Also where the eager step's time goes (matmuls, attention,
   norms, elementwise, casts, optimizer; `torch.profiler` self times). The GEMM rates are printed
   beside every fraction: they say which kind of machine it was (bf16 with AMX runs ~6x an AVX2
   CPU's emulated bf16).
@@ -433,6 +433,57 @@ def gemm_rates(m: int, k: int, n: int, dtype: torch.dtype, rounds: int, warmup: 
             for kind, t in times.items()}
 
 
+GEMM_OPS = ("mm", "addmm", "bmm", "baddbmm")
+
+
+def step_gemms(step: Callable[[], None]) -> list[dict[str, Any]]:
+    """Every matrix multiply one call of ``step`` dispatches (after autocast's casts): op,
+    operand shapes, strides and dtype, one entry per distinct call with its count."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    seen: dict[tuple, dict[str, Any]] = {}
+
+    class Capture(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            name = func.overloadpacket.__name__
+            if name in GEMM_OPS:
+                operands = [a for a in args if isinstance(a, torch.Tensor)]
+                key = (name, tuple((tuple(t.shape), tuple(t.stride()), str(t.dtype)) for t in operands))
+                seen.setdefault(key, {"op": name, "operands": key[1], "count": 0})["count"] += 1
+            return func(*args, **(kwargs or {}))
+
+    with Capture():
+        step()
+    return list(seen.values())
+
+
+def gemm_flops(gemm: dict[str, Any]) -> int:
+    """FLOPs of one call of a captured GEMM: 2 x M x N x K (times the batch for bmm)."""
+    shapes = [shape for shape, _, _ in gemm["operands"]]
+    a, b = shapes[-2], shapes[-1]  # addmm/baddbmm: (bias, a, b)
+    batch = a[0] if len(a) == 3 else 1
+    return 2 * batch * a[-2] * a[-1] * b[-1]
+
+
+def time_gemms(gemms: list[dict[str, Any]], rounds: int, warmup: int) -> list[dict[str, Any]]:
+    """Each captured GEMM alone, on fresh operands of its shapes, strides and dtype: median ms
+    and GFLOP/s (wall), interleaved with the others."""
+    gen = torch.Generator().manual_seed(0)
+    calls = {}
+    for i, g in enumerate(gemms):
+        operands = []
+        for shape, stride, dtype in g["operands"]:
+            t = torch.empty_strided(shape, stride, dtype=getattr(torch, dtype.split(".")[-1]))
+            operands.append(t.copy_(torch.randn(shape, generator=gen)))
+        calls[str(i)] = (lambda fn, ops: (lambda: fn(*ops)))(getattr(torch.ops.aten, g["op"]).default, operands)
+    times = interleaved_times(calls, rounds=rounds, warmup=warmup)
+    out = []
+    for i, g in enumerate(gemms):
+        ms = summarize_clocks(times[str(i)])["wall"]["median_ms"]
+        out.append({**g, "ms": ms, "flops": gemm_flops(g), "gflops": gemm_flops(g) / ms / 1e6})
+    return out
+
+
 ROOFLINE_SETUPS = (  # (label, LM layers' dtype, autocast)
     ("bf16", torch.bfloat16, True),
     ("fp32", None, False),
@@ -465,20 +516,27 @@ def part_roofline(args: argparse.Namespace) -> dict[str, Any]:
                 first_call = time.perf_counter() - start
         flops = step_flops(steps[modes[0]])
         rates = gemm_rates(m, cfg.lm_dim, cfg.ffn_dim, dtype or torch.float32, args.rounds, args.warmup)
+        gemms = time_gemms(step_gemms(steps[modes[0]]), args.rounds, args.warmup)
         times = interleaved_times(steps, rounds=args.rounds, warmup=args.warmup)
-        rate = max(rates.values())  # the better of the two matmuls a frozen layer keeps
-        roofline_ms = flops["total"] / (rate * 1e9) * 1e3
+        # The ceiling: the best rate this machine reached on any of the step's own GEMMs, alone.
+        best = max(g["gflops"] for g in gemms)
+        roofline_ms = flops["total"] / (best * 1e9) * 1e3
+        gemms_alone_ms = sum(g["ms"] * g["count"] for g in gemms)
         kinds = {mode: time_by_kind(step) for mode, step in steps.items()}
-        entry = {"flops": flops, "gemm_gflops": rates, "roofline_ms": roofline_ms, "first_call_s": first_call,
+        entry = {"flops": flops, "gemm_gflops": rates, "gemms": gemms, "best_gemm_gflops": best,
+                 "roofline_ms": roofline_ms, "gemms_alone_ms": gemms_alone_ms, "first_call_s": first_call,
                  "time_by_kind": kinds, "times_s": times}
+        worst = min(g["gflops"] for g in gemms)
         for mode in modes:
             ms = summarize_clocks(times[mode])["wall"]["median_ms"]
-            entry[mode] = {"median_ms": ms, "fraction": roofline_ms / ms, "achieved_gflops": flops["total"] / ms / 1e6}
+            entry[mode] = {"median_ms": ms, "fraction": roofline_ms / ms, "gemm_share": gemms_alone_ms / ms,
+                           "achieved_gflops": flops["total"] / ms / 1e6}
             top = ", ".join(f"{k} {v:.0%}" for k, v in list(kinds[mode].items())[:4])
             rows.append([label, mode, ms, flops["total"] / 1e9, entry[mode]["achieved_gflops"],
-                         rates["forward"], rates["input grad"], roofline_ms, f"{roofline_ms / ms:.0%}", top])
-            print(f"{label} {mode}: {ms:.0f} ms, {roofline_ms / ms:.0%} of the roofline "
-                  f"(GEMM {rates['forward']:.0f} / {rates['input grad']:.0f} GFLOP/s)", flush=True)
+                         f"{worst:.0f}-{best:.0f}", rates["forward"], roofline_ms, f"{roofline_ms / ms:.0%}",
+                         gemms_alone_ms, f"{gemms_alone_ms / ms:.0%}", top])
+            print(f"{label} {mode}: {ms:.0f} ms, {roofline_ms / ms:.0%} of the roofline, GEMMs alone "
+                  f"{gemms_alone_ms / ms:.0%} (GEMM {worst:.0f}-{best:.0f} GFLOP/s on the step's shapes)", flush=True)
         results[label] = entry
         del steps
     table = (
@@ -486,12 +544,17 @@ def part_roofline(args: argparse.Namespace) -> dict[str, Any]:
         f"AdamW on the mappers), batch {args.batch} x {args.tokens} tokens x {args.in_dim}, median of "
         f"{args.rounds} interleaved steps, {torch.get_num_threads()} threads, on a {hardware}"
         f"{'' if has_bf16 else ': bf16 is emulated here, so its GEMM rate is far below fp32'}. "
-        "Roofline: the step's matmul FLOPs (torch.utils.flop_counter) over the GEMM rate measured in "
-        f"the same run at the up-projection ({m} x {cfg.lm_dim} -> {cfg.ffn_dim}, the better of its "
-        "forward and input-gradient matmuls); fraction = roofline time / step time. Where the time "
-        "goes: shares of the profiled self CPU time (a compiled step's fused kernels count as other).\n\n"
-        + markdown_table(["precision", "mode", "step ms", "GFLOP", "achieved GFLOP/s", "GEMM fwd GFLOP/s",
-                          "GEMM dX GFLOP/s", "roofline ms", "fraction", "where the time goes"], rows)
+        "Every GEMM the step dispatches is captured (shapes, strides, dtype) and timed alone in the "
+        "same run: 'GEMM GFLOP/s' is the range of those rates. Roofline: the step's matmul FLOPs "
+        "(torch.utils.flop_counter, attention included) at the best of those rates; fraction = "
+        "roofline time / step time. 'GEMMs alone' is the sum of the step's GEMMs timed alone, its "
+        "share the part of the step that is matrix multiplies at this machine's own rates; the rest "
+        f"is attention, norms, elementwise work and casts. 'up-proj GFLOP/s' is `--parts gemm`'s "
+        f"forward rate ({m} x {cfg.lm_dim} -> {cfg.ffn_dim}). Where the time goes: shares of the "
+        "profiled self CPU time (a compiled step's fused kernels count as other).\n\n"
+        + markdown_table(["precision", "mode", "step ms", "GFLOP", "achieved GFLOP/s", "GEMM GFLOP/s",
+                          "up-proj GFLOP/s", "roofline ms", "fraction", "GEMMs alone ms", "GEMM share",
+                          "where the time goes"], rows)
         + f"\n\n{CLOCK_NOTE}"
     )
     # One precision alone (bf16 can take many minutes where it is emulated) gets its own file.

@@ -118,6 +118,9 @@ def test_roofline_part_smoke(tmp_path):
         entry = payload["results"][precision]
         assert entry["flops"]["total"] > 0 and entry["gemm_gflops"]["forward"] > 0
         assert 0 < entry["eager"]["fraction"] < 1.5, entry["eager"]
+        assert entry["gemms"] and all(g["count"] >= 1 and g["gflops"] > 0 for g in entry["gemms"])
+        assert entry["best_gemm_gflops"] == max(g["gflops"] for g in entry["gemms"])
+        assert 0 < entry["eager"]["gemm_share"] < 1.5
         assert abs(sum(entry["time_by_kind"]["eager"].values()) - 1) < 1e-6
         assert "matmul" in entry["time_by_kind"]["eager"]
-    assert "GEMM fwd GFLOP/s" in (tmp_path / "block_speed_roofline.md").read_text()
+    assert "GEMM share" in (tmp_path / "block_speed_roofline.md").read_text()
