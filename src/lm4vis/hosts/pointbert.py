@@ -58,8 +58,12 @@ class PointGrouper(nn.Module):
                 f"a cloud of {num_points} points cannot make {self.num_groups} groups of {self.group_size}; "
                 f"give at least {max(self.num_groups, self.group_size)} points or shrink num_groups/group_size"
             )
-        # Point-BERT's CUDA kernel starts FPS at point 0; so does this.
-        return group_points(points, farthest_point_sample(points, self.num_groups), self.group_size)
+        return group_points(points, self.centres(points), self.group_size)
+
+    def centres(self, points: Tensor) -> Tensor:
+        """Indices ``(B, num_groups)`` of the centre points: FPS, started at point 0 as
+        Point-BERT's CUDA kernel starts it."""
+        return farthest_point_sample(points, self.num_groups)
 
     def extra_repr(self) -> str:
         return f"num_groups={self.num_groups}, group_size={self.group_size}"

@@ -28,7 +28,6 @@ from timm.layers import trunc_normal_
 from timm.models.vision_transformer import Block
 from torch import Tensor, nn
 
-from ..ops import Groups, group_points
 from .fusion import Pooler, TextEncoder, TextEncoderConfig, coattend, coattention_layers
 from .pointbert import PointGrouper, PointNetTokenizer
 from .scene_vqa_config import SceneVQAConfig
@@ -38,7 +37,7 @@ from .slot import LMSlot
 QUESTION, SITUATION, SCENE = 0, 1, 2
 
 
-class SampledGrouper(nn.Module):
+class SampledGrouper(PointGrouper):
     """Centres at a fixed random set of point indices (the same for every cloud of ``N``
     points), and their kNN neighbourhoods: a uniform sample of the points, so the centres follow
     the point density (FPS spreads them by distance instead, over the floor and the walls of a
@@ -50,23 +49,18 @@ class SampledGrouper(nn.Module):
     """
 
     def __init__(self, num_groups: int, group_size: int) -> None:
-        super().__init__()
-        self.num_groups, self.group_size = num_groups, group_size
+        super().__init__(num_groups, group_size)
         self._indices: dict[int, Tensor] = {}
 
-    def forward(self, points: Tensor) -> Groups:
+    def centres(self, points: Tensor) -> Tensor:
         batch, num_points = points.shape[:2]
-        if num_points < max(self.num_groups, self.group_size):
-            raise ValueError(f"a cloud of {num_points} points cannot make {self.num_groups} groups of "
-                             f"{self.group_size}; give more points or shrink num_groups/group_size")
         if num_points not in self._indices:  # seeded apart from the model's own generator
             perm = torch.randperm(num_points, generator=torch.Generator().manual_seed(0))
             self._indices[num_points] = perm[: self.num_groups]
-        idx = self._indices[num_points].to(points.device).expand(batch, -1)
-        return group_points(points, idx, self.group_size)
+        return self._indices[num_points].to(points.device).expand(batch, -1)
 
     def extra_repr(self) -> str:
-        return f"num_groups={self.num_groups}, group_size={self.group_size}, centres=sample"
+        return f"{super().extra_repr()}, centres=sample"
 
 
 class SceneEncoder(nn.Module):
