@@ -18,8 +18,9 @@ Four parts, each writing ``benchmarks/results/block_speed_<part>.{json,md}``:
   fraction of its roofline on this machine, eager and compiled, in bf16 (LM layers held in bf16,
   bf16 autocast: what ``trainer.fast`` runs where bf16 is native) and in fp32: the step's matmul
   FLOPs (counted by ``torch.utils.flop_counter``) over the best rate of the step's own GEMMs,
-  each captured and timed alone in the same run (and their sum: the step's GEMM share). Also where the eager step's time goes (matmuls, attention,
-  norms, elementwise, casts, optimizer; `torch.profiler` self times). The GEMM rates are printed
+  each captured and timed alone in the same run (and their sum: the step's GEMM share). Also
+  where the step's time goes (matmuls, attention, norms, elementwise, casts, optimizer;
+  `torch.profiler` self times). The GEMM rates are printed
   beside every fraction: they say which kind of machine it was (bf16 with AMX runs ~6x an AVX2
   CPU's emulated bf16).
 
@@ -340,6 +341,27 @@ def part_paper(args: argparse.Namespace) -> dict[str, Any]:
 
 # --- part 4: why fp32 sits at the limit: the three matmuls of a linear layer ----------------
 
+LINEAR_MATMULS = ("forward x W^T", "input grad dY W", "weight grad dY^T x")
+
+
+def linear_matmul_rates(
+    m: int, k: int, n: int, dtype: torch.dtype, rounds: int, warmup: int, kinds: tuple[str, ...] = LINEAR_MATMULS,
+) -> tuple[dict[str, float], dict[str, dict[str, list[float]]]]:
+    """GFLOP/s (from the median wall time) and the timings of the matmuls of an (m x k) -> n
+    linear layer, interleaved: ``kinds`` among `LINEAR_MATMULS` (the first two are the ones a
+    frozen layer keeps)."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(m, k, generator=gen).to(dtype)
+    w = torch.randn(n, k, generator=gen).to(dtype)
+    dy = torch.randn(m, n, generator=gen).to(dtype)
+    calls = {"forward x W^T": lambda: x @ w.t(), "input grad dY W": lambda: dy @ w,
+             "weight grad dY^T x": lambda: dy.t() @ x}
+    times = interleaved_times({kind: calls[kind] for kind in kinds}, rounds=rounds, warmup=warmup)
+    rates = {kind: 2 * m * k * n / (summarize_clocks(t)["wall"]["median_ms"] * 1e-3) / 1e9
+             for kind, t in times.items()}
+    return rates, times
+
+
 def part_gemm(args: argparse.Namespace) -> dict[str, Any]:
     """Throughput of the three matmuls of one linear layer of the LM at the block's shapes:
     forward ``x W^T``, input gradient ``dY W`` (both kept when frozen) and weight gradient
@@ -349,21 +371,9 @@ def part_gemm(args: argparse.Namespace) -> dict[str, Any]:
 
     cfg = read_lm_config(SOURCE)
     m, k, n = args.batch * args.tokens, cfg.lm_dim, cfg.ffn_dim  # an MLP up-projection
-    gen = torch.Generator().manual_seed(0)
     rows, results = [], {}
     for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
-        x = torch.randn(m, k, generator=gen).to(dtype)
-        w = torch.randn(n, k, generator=gen).to(dtype)
-        dy = torch.randn(m, n, generator=gen).to(dtype)
-        kinds = {
-            "forward x W^T": lambda: x @ w.t(),
-            "input grad dY W": lambda: dy @ w,
-            "weight grad dY^T x": lambda: dy.t() @ x,
-        }
-        times = interleaved_times(kinds, rounds=args.rounds, warmup=args.warmup)
-        flops = 2 * m * k * n
-        rate = {kind: flops / (summarize_clocks(t)["wall"]["median_ms"] * 1e-3) / 1e9
-                for kind, t in times.items()}
+        rate, times = linear_matmul_rates(m, k, n, dtype, args.rounds, args.warmup)
         results[name] = {"gflops": rate, "times_s": times, "shape": [m, k, n]}
         rows += [[name, kind, r] for kind, r in rate.items()]
     table = (
@@ -418,19 +428,6 @@ def time_by_kind(step: Callable[[], None], calls: int = 1) -> dict[str, float]:
         totals[kind] = totals.get(kind, 0.0) + event.self_cpu_time_total
     whole = sum(totals.values()) or 1.0
     return {k: v / whole for k, v in sorted(totals.items(), key=lambda kv: -kv[1])}
-
-
-def gemm_rates(m: int, k: int, n: int, dtype: torch.dtype, rounds: int, warmup: int) -> dict[str, float]:
-    """GFLOP/s of the forward and input-gradient matmuls of an (m x k) @ (k -> n) linear layer:
-    the two a frozen layer keeps."""
-    gen = torch.Generator().manual_seed(0)
-    x = torch.randn(m, k, generator=gen).to(dtype)
-    w = torch.randn(n, k, generator=gen).to(dtype)
-    dy = torch.randn(m, n, generator=gen).to(dtype)
-    times = interleaved_times({"forward": lambda: x @ w.t(), "input grad": lambda: dy @ w},
-                              rounds=rounds, warmup=warmup)
-    return {kind: 2 * m * k * n / (summarize_clocks(t)["wall"]["median_ms"] * 1e-3) / 1e9
-            for kind, t in times.items()}
 
 
 GEMM_OPS = ("mm", "addmm", "bmm", "baddbmm")
@@ -515,7 +512,9 @@ def part_roofline(args: argparse.Namespace) -> dict[str, Any]:
                 steps[mode]()  # the first call compiles forward and backward
                 first_call = time.perf_counter() - start
         flops = step_flops(steps[modes[0]])
-        rates = gemm_rates(m, cfg.lm_dim, cfg.ffn_dim, dtype or torch.float32, args.rounds, args.warmup)
+        kept, _ = linear_matmul_rates(m, cfg.lm_dim, cfg.ffn_dim, dtype or torch.float32, args.rounds,
+                                      args.warmup, kinds=LINEAR_MATMULS[:2])
+        rates = {"forward": kept["forward x W^T"], "input grad": kept["input grad dY W"]}
         gemms = time_gemms(step_gemms(steps[modes[0]]), args.rounds, args.warmup)
         times = interleaved_times(steps, rounds=args.rounds, warmup=args.warmup)
         # The ceiling: the best rate this machine reached on any of the step's own GEMMs, alone.
