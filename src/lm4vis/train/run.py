@@ -238,7 +238,12 @@ def compile_scope(model: nn.Module) -> str:
     block (slot hosts, baselines), else ``block``."""
     from ..hosts import find_attachments
 
-    return "block" if any(att.hook_id != -1 for att in find_attachments(model).values()) else "host"
+    return "block" if _hooked(find_attachments(model)) else "host"
+
+
+def _hooked(found: dict[str, Any]) -> list[str]:
+    """Names of the attachments ``found`` that a forward hook applies (not a slot)."""
+    return sorted(name for name, att in found.items() if att.hook_id != -1)
 
 
 def compile_model(model: nn.Module) -> str:
@@ -260,8 +265,8 @@ def compile_model(model: nn.Module) -> str:
         logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
     torch._dynamo.reset()
     found = find_attachments(model)
-    hooked = sorted(name for name, att in found.items() if att.hook_id != -1)
-    if compile_scope(model) == "host":
+    hooked = _hooked(found)
+    if not hooked:
         what = f"its LM block{'s' if len(found) > 1 else ''} in slots" if found else "no LM block"
         log.info("trainer.compile: compiling the whole host (%s); the first steps of each shape are slow", what)
         model.compile()
