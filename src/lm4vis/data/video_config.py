@@ -20,6 +20,8 @@ BAD_FILE_POLICIES = ("skip", "fail")
 SHORT_CLIP_POLICIES = ("pad", "fail")
 ANNOTATIONS = ("auto", "json", "csv")
 MOTION_SOURCES = ("auto", "fashion-mnist", "animal-mnist", "shapes")
+#: `lm4vis.data.video.motion_mnist.MOTION_SETS`'s names (this module stays light; a test keeps them equal)
+MOTION_SET_NAMES = ("all", "laps")
 
 
 @dataclass
@@ -191,8 +193,8 @@ class MotionMNISTDataConfig(VideoDataConfig):
                 raise ValueError(f"data.{key}={getattr(self, key)} must be positive")
         if self.distractors < 0:
             raise ValueError(f"data.distractors={self.distractors} must be >= 0")
-        if self.motion_set not in ("all", "laps"):
-            raise ValueError(f"data.motion_set={self.motion_set!r} is unknown; choose all or laps")
+        if self.motion_set not in MOTION_SET_NAMES:
+            raise ValueError(f"data.motion_set={self.motion_set!r} is unknown; choose {' or '.join(MOTION_SET_NAMES)}")
 
     def builder_options(self, train: bool = True, split: str = "train") -> dict[str, Any]:
         size = self.num_train if split == "train" else self.num_val

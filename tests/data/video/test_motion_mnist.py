@@ -255,3 +255,10 @@ def test_laps_refuse_a_frame_count_that_three_steps_would_not_cover() -> None:
         MotionMNISTConfig(num_frames=6, motion_set="laps")
     with pytest.raises(ValueError, match="unknown"):
         MotionMNISTConfig(motion_set="spirals")
+
+
+def test_the_light_config_names_the_generators_motion_sets() -> None:
+    from lm4vis.data.video.motion_mnist import MOTION_SETS
+    from lm4vis.data.video_config import MOTION_SET_NAMES
+
+    assert MOTION_SET_NAMES == tuple(MOTION_SETS)
