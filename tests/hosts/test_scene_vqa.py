@@ -15,10 +15,10 @@ from lm4vis.tasks.base import build_task
 from lm4vis.train.config import ConfigError, load_config
 
 TINY = ["host.kind=scene-vqa", "task.name=scene-qa", "data.name=rooms3d-qa", "data.num_points=128",
-        "data.num_train=64", "data.num_val=32", "data.train_rooms=8", "data.val_rooms=8", "data.max_length=24",
+        "data.num_train=64", "data.num_val=32", "data.train_rooms=8", "data.val_rooms=8", "data.max_length=32",
         "host.num_groups=8", "host.group_size=16", "host.tokenizer_dims=[16,32,32]", "host.encoder_dim=32",
         "host.scene_dim=32", "host.scene_depth=1", "host.scene_heads=2", "host.pos_hidden_dim=16",
-        "host.text_dim=32", "host.text_depth=1", "host.text_heads=2", "host.max_length=24", "host.fusion_dim=32",
+        "host.text_dim=32", "host.text_depth=1", "host.text_heads=2", "host.max_length=32", "host.fusion_dim=32",
         "host.fusion_depth=1", "host.fusion_heads=2", "host.dropout=0.0"]
 
 

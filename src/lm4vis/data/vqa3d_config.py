@@ -12,7 +12,7 @@ controls) and one data source, `lm4vis.data.vqa3d.source.SceneQASource`:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from ..registry import register_dataset
@@ -20,6 +20,8 @@ from .configs import DataConfig
 
 #: What a blind control removes (`lm4vis.data.vqa3d.base.BLIND`; a test keeps the two equal).
 BLIND = ("situation", "scene")
+#: Where rooms3d-qa's agent may stand (`lm4vis.data.vqa3d.rooms.SPOT_NAMES`; a test keeps the two equal).
+AGENT_SPOTS = ("middle", "north", "east", "south", "west")
 SKIP_OR_FAIL = ("skip", "fail")
 SHORT_SCENE = ("resample", "fail")
 
@@ -70,6 +72,9 @@ class Rooms3DQADataConfig(SceneQADataConfig):
         num_train, num_val: samples per split (val also serves ``val_split: test``).
         train_rooms, val_rooms: distinct rooms per split; each appears with many poses.
         min_objects, max_objects: objects per room.
+        agent_spots: where the agent may stand, taken in turn (all five by default): ``middle``
+            (the middle of the room), or ``north``, ``east``, ``south``, ``west`` (a quarter of
+            the way from the middle to that wall).
     """
 
     name: str = "rooms3d-qa"
@@ -79,9 +84,14 @@ class Rooms3DQADataConfig(SceneQADataConfig):
     val_rooms: int = 100
     min_objects: int = 3
     max_objects: int = 5
+    agent_spots: list[str] = field(default_factory=lambda: list(AGENT_SPOTS))
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        bad = [name for name in self.agent_spots if name not in AGENT_SPOTS]
+        if bad or not self.agent_spots or len(set(self.agent_spots)) != len(self.agent_spots):
+            raise ValueError(f"data.agent_spots={self.agent_spots} must name distinct spots among "
+                             f"{', '.join(AGENT_SPOTS)}")
         for key in ("num_train", "num_val", "train_rooms", "val_rooms"):
             if getattr(self, key) < 1:
                 raise ValueError(f"data.{key}={getattr(self, key)} must be positive")

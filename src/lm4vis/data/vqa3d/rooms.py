@@ -5,13 +5,17 @@ A room is a floor with low walls and several objects from the point-cloud proced
 each (colour, shape) pair appears at most once, so "the red cube" names one object. Points
 carry x, y, z (metres, z up, origin at the floor's centre) and r, g, b (0..1).
 
-The agent always stands in the middle of the room (the origin) and faces one of eight *targets*
-of the room itself: a wall (north = +y, east = +x, south, west) or a corner (north east, ...;
-the heading points at the corner of the floor). The situation sentence says which ("i am standing
-in the middle of the room facing the north wall", "... looking at the south east corner"): it
-names no object, so it gives away no answer; the answers need the scene (which objects, of which
-colour and shape, lie where around the agent). Objects keep clear of the middle. Questions of
-five types:
+The agent stands at one of five *spots* (`SPOTS`, chosen by ``RoomsConfig.spots``): the middle of
+the room (the origin), or a quarter of the way from the middle to the north, east, south or west
+wall (the "north part of the room": ``(0, depth / 8)``, ...; farther out, the near wall would
+leave some answers impossible and the sentences would give them away). It faces one of eight *targets* of the room
+itself: a wall (north = +y, east = +x, south, west; the heading is square to the wall) or a
+corner (north east, ...; the heading points from the agent at that corner of the floor). The
+situation sentence says both ("i am standing in the middle of the room facing the north wall",
+"i stand in the east part of the room , looking at the south west corner ."): it names no
+object, so it gives away no answer; the answers need the scene (which objects, of which colour
+and shape, lie where around the agent). Objects keep clear of the middle, and a sample is only
+posed at a spot that its room's objects keep clear of. Questions of five types:
 
     direction  what is on my left / on my right / in front of me / behind me?      a shape
     attribute  what colour is the object on my left (...)?                           a colour
@@ -29,10 +33,11 @@ distance question has two objects ahead or more, none within ``margin_deg`` of l
 agent, and its winner beats the runner-up by ``distance_margin`` metres.
 
 Sample ``i`` asks type ``i mod 5`` (types balanced exactly) and, with ``j = i // 5``, the answer
-``answers[j mod k]`` of that type's ``k`` answers, then the sector (or, for distance, farthest or
-closest) and the kind of target (a wall or a corner) from the next digits of ``j``: answers are
-balanced exactly within every (type, sector, kind of target); which wall or corner is drawn with
-the room (the four of a kind are alike in distribution). So neither the situation nor the
+``answers[j mod k]`` of that type's ``k`` answers, then the spot (of ``RoomsConfig.spots``), the
+sector (or, for distance, farthest or closest) and the kind of target (a wall or a corner) from
+the next digits of ``j``: answers are balanced exactly within every (type, spot, sector, kind of
+target); which wall or corner is drawn with the room (the four of a kind are
+alike in distribution). So neither the situation nor the
 question's wording predicts an answer (tests/data/vqa3d/test_rooms3d.py checks this with a
 text-only lookup). It then draws rooms of its split until one gives a clear question with that
 answer, all from a generator seeded by ``(data_seed, split, i)``; with very few rooms a cell may
@@ -83,11 +88,17 @@ TARGETS: tuple[tuple[str, int, int], ...] = (
     ("east wall", 1, 0), ("north east corner", 1, 1), ("north wall", 0, 1), ("north west corner", -1, 1),
     ("west wall", -1, 0), ("south west corner", -1, -1), ("south wall", 0, -1), ("south east corner", 1, -1),
 )
+#: Where the agent stands: (name, sign of x, sign of y); the spot is at (sx, sy) * (width, depth) * SPOT_OFFSET.
+SPOTS: tuple[tuple[str, int, int], ...] = (
+    ("middle", 0, 0), ("north", 0, 1), ("east", 1, 0), ("south", 0, -1), ("west", -1, 0),
+)
+SPOT_NAMES: tuple[str, ...] = tuple(name for name, _, _ in SPOTS)
+SPOT_OFFSET = 1 / 8  # of the room's width (depth): a spot off the middle is a quarter of the way to its wall
 SITUATIONS: tuple[str, ...] = (
-    "i am standing in the middle of the room facing the {t} .",
-    "i stand at the centre of the room , looking at the {t} .",
-    "from the middle of the room , i face the {t} .",
-    "i am in the centre of the room and the {t} is straight ahead .",
+    "i am standing in the {p} facing the {t} .",
+    "i stand in the {p} , looking at the {t} .",
+    "from the {p} , i face the {t} .",
+    "i am in the {p} and the {t} is straight ahead .",
 )
 DIRECTION_QUESTIONS = ("what is {s} ?", "which object is {s} ?")
 ATTRIBUTE_QUESTIONS = ("what colour is the object {s} ?", "what is the colour of the thing {s} ?")
@@ -111,11 +122,12 @@ class RoomsConfig:
         floor_share, wall_share: shares of the points on the floor and on the walls (small, so
             that FPS centres land on objects rather than spread over the floor).
         clearance: free metres between two objects' bounding circles.
-        agent_clearance: free metres between the middle of the room (the agent) and an object's
+        agent_clearance: free metres between the agent (wherever it stands) and an object's
             bounding circle.
         margin_deg: the least angle between an object a question depends on and a sector boundary.
         distance_margin: metres by which a distance question's winner beats the runner-up.
         colour_noise: std of the per-point colour noise.
+        spots: where the agent may stand (`SPOT_NAMES`), taken in turn by sample index.
     """
 
     num_points: int = 1024
@@ -132,12 +144,16 @@ class RoomsConfig:
     margin_deg: float = 12.0
     distance_margin: float = 0.3
     colour_noise: float = 0.03
+    spots: tuple[str, ...] = SPOT_NAMES
 
     def __post_init__(self) -> None:
         if self.num_points < 64:
             raise ValueError(f"rooms3d-qa num_points must be at least 64, got {self.num_points}")
         if not 3 <= self.min_objects <= self.max_objects <= 8:
             raise ValueError("rooms3d-qa needs 3 <= min_objects <= max_objects <= 8")
+        unknown = [name for name in self.spots if name not in SPOT_NAMES]
+        if unknown or not self.spots or len(set(self.spots)) != len(self.spots):
+            raise ValueError(f"rooms3d-qa spots={list(self.spots)}: give distinct names from {', '.join(SPOT_NAMES)}")
 
 
 @dataclass(frozen=True)
@@ -166,11 +182,12 @@ class Room:
 @dataclass(frozen=True)
 class Pose:
     """Where the agent stands (x, y) and which way it faces (radians counter-clockwise from +x),
-    with the index of the target (`TARGETS`) it faces."""
+    with the index of the target (`TARGETS`) it faces and of the spot (`SPOTS`) it stands at."""
 
     position: tuple[float, float]
     heading: float
     target: int
+    spot: int = 0
 
 
 def _rng(*key: int) -> np.random.Generator:
@@ -265,10 +282,25 @@ def near_boundary(angle: float, sector: str, margin: float) -> bool:
     return abs(off - 45.0) < margin
 
 
-def target_pose(room: Room, target: int) -> Pose:
-    """The agent in the middle of the room, facing ``TARGETS[target]`` (a wall or a corner)."""
+def spot_phrase(spot: int) -> str:
+    """How a situation names ``SPOTS[spot]``."""
+    name = SPOTS[spot][0]
+    return "middle of the room" if name == "middle" else f"{name} part of the room"
+
+
+def target_pose(room: Room, target: int, spot: int = 0) -> Pose:
+    """The agent at ``SPOTS[spot]`` facing ``TARGETS[target]``: square to a wall, or at a corner."""
     _, sx, sy = TARGETS[target]
-    return Pose((0.0, 0.0), float(math.atan2(sy * room.depth / 2, sx * room.width / 2)), target)
+    _, px, py = SPOTS[spot]
+    x, y = px * room.width * SPOT_OFFSET, py * room.depth * SPOT_OFFSET
+    heading = math.atan2(sy, sx) if sx == 0 or sy == 0 else math.atan2(sy * room.depth / 2 - y, sx * room.width / 2 - x)
+    return Pose((x, y), float(heading), target, spot)
+
+
+def agent_is_clear(room: Room, pose: Pose, cfg: RoomsConfig) -> bool:
+    """Whether every object keeps ``cfg.agent_clearance`` metres from the agent."""
+    x, y = pose.position
+    return all(math.hypot(o.centre[0] - x, o.centre[1] - y) - o.radius >= cfg.agent_clearance for o in room.objects)
 
 
 def question_candidates(room: Room, pose: Pose, qtype: str, cfg: RoomsConfig) -> list[tuple[str, str, dict]]:
@@ -357,6 +389,7 @@ class RoomsQA:
         answers = ANSWERS_BY_TYPE[qtype]
         j = i // len(QUESTION_TYPES)
         wanted, j = answers[j % len(answers)], j // len(answers)
+        spot, j = SPOT_NAMES.index(self.cfg.spots[j % len(self.cfg.spots)]), j // len(self.cfg.spots)
         # Every (type, sector or distance family, kind of target) gets every answer equally often;
         # the four walls (and the four corners) are alike in distribution (rooms are drawn
         # symmetric under quarter turns), so which one a sample faces is drawn per room.
@@ -364,28 +397,36 @@ class RoomsQA:
             where, j = ("farthest", "closest")[j % 2], j // 2
         else:
             where, j = SECTORS[j % len(SECTORS)], j // len(SECTORS)
-        kind = j % 2  # 0: a wall, 1: a corner (`TARGETS` alternates them)
+        kind, j = j % 2, j // 2  # 0: a wall, 1: a corner (`TARGETS` alternates them)
+        # Away from the middle the four walls (corners) are not alike: which one is faced is a digit
+        # too, so that answers are balanced for each way of facing from each spot.
+        which = j % 4 if SPOTS[spot][0] != "middle" else None
         rng = _rng(self.cfg.data_seed, SPLIT_IDS[self.split], i)
         for attempt in range(_MAX_TRIES):
             # A split of very few rooms may have no room for a cell: the second half of the
-            # draws keeps the answer but lets the sector (family) and the kind of target go.
+            # draws keeps the answer but lets the sector (family), the spot and the target go.
             strict = attempt < _MAX_TRIES // 2
             r, target = int(rng.integers(self.num_rooms)), (kind if strict else int(rng.integers(2))) + 2 * int(rng.integers(4))
+            if strict and which is not None:
+                target = kind + 2 * which
+            at = spot if strict else SPOT_NAMES.index(self.cfg.spots[int(rng.integers(len(self.cfg.spots)))])
             room = self.room(r)
-            pose = target_pose(room, target)
+            pose = target_pose(room, target, at)
+            if not agent_is_clear(room, pose, self.cfg):
+                continue
             found = [c for c in question_candidates(room, pose, qtype, self.cfg)
                      if c[1] == wanted and (not strict or where in (c[0], c[2].get("s")))]
             if not found:
                 continue
             family, answer, fields = found[int(rng.integers(len(found)))]
-            situation = SITUATIONS[int(rng.integers(len(SITUATIONS)))].format(t=TARGETS[target][0])
+            situation = SITUATIONS[int(rng.integers(len(SITUATIONS)))].format(p=spot_phrase(at), t=TARGETS[target][0])
             template = _TEMPLATES[family][int(rng.integers(len(_TEMPLATES[family])))]
             question = template.format(s=SECTOR_PHRASES.get(fields.get("s"), ""), shape=fields.get("shape"))
             record = SceneQARecord(self.scene_key(r), situation, question, (answer,), qtype,
                                    (pose.position[0], pose.position[1], 0.0), heading_quaternion(pose.heading), i)
             return record, r, pose
-        raise RuntimeError(f"rooms3d-qa: no clear {qtype} question ({where}) with answer {wanted!r} facing "
-                           f"{('a wall', 'a corner')[kind]} in {_MAX_TRIES} draws (sample {i} of {self.split}); the rooms "
+        raise RuntimeError(f"rooms3d-qa: no clear {qtype} question ({where}) with answer {wanted!r} from the "
+                           f"{spot_phrase(spot)} facing {('a wall', 'a corner')[kind]} in {_MAX_TRIES} draws (sample {i} of {self.split}); the rooms "
                            "are too few or too crowded")
 
     def records(self) -> list[SceneQARecord]:
@@ -405,5 +446,5 @@ def cached_split(split: str, num_samples: int, num_rooms: int, cfg: RoomsConfig)
 
 
 __all__ = ["SHAPE_NAMES", "COLOURS", "SECTORS", "SECTOR_PHRASES", "QUESTION_TYPES", "ANSWERS_BY_TYPE", "ANSWERS",
-           "TARGETS", "RoomsConfig", "RoomObject", "Room", "Pose", "RoomsQA", "sample_room", "room_points", "target_pose",
+           "TARGETS", "SPOTS", "SPOT_NAMES", "RoomsConfig", "RoomObject", "Room", "Pose", "RoomsQA", "sample_room", "room_points", "target_pose", "spot_phrase", "agent_is_clear",
            "egocentric_angles", "sector_of", "near_boundary", "question_candidates", "cached_split"]

@@ -65,7 +65,7 @@ class SceneQASource:
             from .rooms import QUESTION_TYPES, RoomsConfig, cached_split
 
             rooms_cfg = RoomsConfig(num_points=d.num_points, data_seed=d.data_seed, min_objects=d.min_objects,
-                                    max_objects=d.max_objects)
+                                    max_objects=d.max_objects, spots=tuple(d.agent_spots))
             train = split == "train"
             # Sample i depends on (data_seed, split, i) only, so a limited split is generated
             # only as far as it is used (the tokeniser then reads those samples' text).
