@@ -127,10 +127,9 @@ def plot_activation_hist(
         fg = c.foreground(fg_coverage).flatten()
         lo, hi = float(values.min()), float(values.max())
         edges = torch.linspace(lo, hi if hi > lo else lo + 1.0, bins + 1).tolist()
-        ax.hist(values[~fg].tolist(), bins=edges, density=True, alpha=0.55, label="background",
-                color="tab:blue")
-        ax.hist(values[fg].tolist(), bins=edges, density=True, alpha=0.55, label="foreground",
-                color="tab:orange")
+        for members, label, colour in ((~fg, "background", "tab:blue"), (fg, "foreground", "tab:orange")):
+            if members.any():  # a density of no tokens is 0/0: a batch may hold no foreground at all
+                ax.hist(values[members].tolist(), bins=edges, density=True, alpha=0.55, label=label, color=colour)
         ratio = float(values[fg].mean() / values[~fg].mean()) if fg.any() and (~fg).any() else float("nan")
         ax.set_title(f"{title}\nAUROC {auroc(values, fg):.3f}, fg/bg mean {ratio:.2f}", fontsize=8)
         ax.set_xlabel("token L2 norm", fontsize=8)
