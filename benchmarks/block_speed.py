@@ -558,9 +558,8 @@ def part_roofline(args: argparse.Namespace) -> dict[str, Any]:
     )
     # One precision alone (bf16 can take many minutes where it is emulated) gets its own file.
     name = "block_speed_roofline" + ("" if len(args.precisions) == 2 else f"_{args.precisions[0]}")
-    write_results(name, {"config": vars_of(args), "hardware": hardware,
-                                           "native_bf16": has_bf16, "results": results}, table,
-                  args.results_dir)
+    write_results(name, {"config": vars_of(args), "hardware": hardware, "native_bf16": has_bf16,
+                         "results": results}, table, args.results_dir)
     return results
 
 

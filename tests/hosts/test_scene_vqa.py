@@ -119,6 +119,13 @@ def test_aux_heads_predict_the_situation(tiny, tiny_llama):
         load_config(None, [*TINY, "task.aux_weight=1.0"])
 
 
+def test_every_centres_option_has_a_grouper():
+    from lm4vis.hosts.scene_vqa import GROUPERS
+    from lm4vis.hosts.scene_vqa_config import CENTRES
+
+    assert tuple(GROUPERS) == CENTRES
+
+
 def test_sampled_centres_land_on_the_objects():
     """``host.centres: sample`` puts most centres on the objects of a room, where FPS spreads them
     over floor and walls; the centres are points of the cloud, the same on every call."""

@@ -63,6 +63,11 @@ class SampledGrouper(PointGrouper):
         return f"{super().extra_repr()}, centres=sample"
 
 
+#: ``host.centres`` -> the grouper that picks the centres (`CENTRES` names the same keys; a test
+#: keeps them equal).
+GROUPERS: dict[str, type[PointGrouper]] = {"fps": PointGrouper, "sample": SampledGrouper}
+
+
 class SceneEncoder(nn.Module):
     """Scene tokens ``(B, 1 + num_groups, scene_dim)`` (CLS first) from ``(B, N, in_chans)`` points.
 
@@ -72,8 +77,7 @@ class SceneEncoder(nn.Module):
 
     def __init__(self, cfg: SceneVQAConfig) -> None:
         super().__init__()
-        grouper = {"fps": PointGrouper, "sample": SampledGrouper}[cfg.centres]
-        self.grouper = grouper(cfg.num_groups, cfg.group_size)
+        self.grouper = GROUPERS[cfg.centres](cfg.num_groups, cfg.group_size)
         self.tokenizer = PointNetTokenizer(cfg.in_chans, cfg.tokenizer_dims, cfg.encoder_dim)
         self.token_proj = nn.Linear(cfg.encoder_dim, cfg.scene_dim)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, cfg.scene_dim))
@@ -213,4 +217,4 @@ def describe(cfg: SceneVQAConfig) -> str:
             f"{cfg.fusion_dim})")
 
 
-__all__ = ["SceneVQA", "SceneEncoder", "SampledGrouper", "build_scene_vqa", "check_data", "describe", "QUESTION", "SITUATION", "SCENE"]
+__all__ = ["SceneVQA", "SceneEncoder", "SampledGrouper", "GROUPERS", "build_scene_vqa", "check_data", "describe", "QUESTION", "SITUATION", "SCENE"]

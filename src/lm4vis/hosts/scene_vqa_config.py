@@ -18,6 +18,7 @@ from .configs import HostConfig
 #: The host's LM slots: on the scene tokens (a visual encoder layer, the paper's placement) or
 #: on the scene stream after the fusion.
 SLOTS: tuple[str, ...] = ("scene_lm_slot", "fusion_lm_slot")
+#: ``host.centres``: `lm4vis.hosts.scene_vqa.GROUPERS`'s keys (this module stays light).
 CENTRES: tuple[str, ...] = ("fps", "sample")
 
 

@@ -365,6 +365,7 @@ class RoomsQA:
         self.split, self.num_samples, self.num_rooms, self.cfg = split, num_samples, num_rooms, cfg
         self._rooms: dict[int, Room] = {}
         self._points: dict[int, np.ndarray] = {}
+        self._spots = [SPOT_NAMES.index(name) for name in cfg.spots]  # indices into `SPOTS`
 
     def scene_key(self, room: int) -> str:
         return f"{self.split}-{room}"
@@ -389,17 +390,18 @@ class RoomsQA:
         answers = ANSWERS_BY_TYPE[qtype]
         j = i // len(QUESTION_TYPES)
         wanted, j = answers[j % len(answers)], j // len(answers)
-        spot, j = SPOT_NAMES.index(self.cfg.spots[j % len(self.cfg.spots)]), j // len(self.cfg.spots)
-        # Every (type, sector or distance family, kind of target) gets every answer equally often;
-        # the four walls (and the four corners) are alike in distribution (rooms are drawn
-        # symmetric under quarter turns), so which one a sample faces is drawn per room.
+        spot, j = self._spots[j % len(self._spots)], j // len(self._spots)
+        # Every (type, spot, sector or distance family, kind of target) gets every answer equally
+        # often. From the middle the four walls (and the four corners) are alike in distribution
+        # (rooms are drawn symmetric under quarter turns), so which one a sample faces is drawn
+        # per room; away from the middle it is a digit too (below).
         if qtype == "distance":
             where, j = ("farthest", "closest")[j % 2], j // 2
         else:
             where, j = SECTORS[j % len(SECTORS)], j // len(SECTORS)
         kind, j = j % 2, j // 2  # 0: a wall, 1: a corner (`TARGETS` alternates them)
-        # Away from the middle the four walls (corners) are not alike: which one is faced is a digit
-        # too, so that answers are balanced for each way of facing from each spot.
+        # Away from the middle the four walls (corners) are not alike: which one is faced is a
+        # digit, so that answers are balanced for each way of facing from each spot.
         which = j % 4 if SPOTS[spot][0] != "middle" else None
         rng = _rng(self.cfg.data_seed, SPLIT_IDS[self.split], i)
         for attempt in range(_MAX_TRIES):
@@ -409,7 +411,7 @@ class RoomsQA:
             r, target = int(rng.integers(self.num_rooms)), (kind if strict else int(rng.integers(2))) + 2 * int(rng.integers(4))
             if strict and which is not None:
                 target = kind + 2 * which
-            at = spot if strict else SPOT_NAMES.index(self.cfg.spots[int(rng.integers(len(self.cfg.spots)))])
+            at = spot if strict else self._spots[int(rng.integers(len(self._spots)))]
             room = self.room(r)
             pose = target_pose(room, target, at)
             if not agent_is_clear(room, pose, self.cfg):
