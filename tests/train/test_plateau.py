@@ -21,6 +21,21 @@ def test_plateau_epoch(values, window, tol, expected):
     assert plateau_epoch(values, window, tol) == expected
 
 
+def test_min_epochs_skips_an_early_pause():
+    # the image demo's MLP control (16 epochs): flat at 65% over epochs 4-6, then on to 72%
+    values = [0.366, 0.431, 0.552, 0.649, 0.657, 0.654, 0.69, 0.71, 0.72, 0.722, 0.725]
+    assert plateau_epoch(values, 3, 0.01) == 5                  # the pause would stop it at epoch 6
+    assert plateau_epoch(values, 3, 0.01, min_epochs=8) == 10   # judged from epoch 8: the real one
+    assert plateau_epoch(values[:9], 3, 0.01, min_epochs=8) is None
+    st = plateau_status([{"epoch": i, "val/acc": v} for i, v in enumerate(values)], "val/acc", 3, 0.01,
+                        min_epochs=8)
+    assert st["epoch"] == 11 and st["min_epochs"] == 8
+    with pytest.raises(ValueError, match="min_epochs"):
+        plateau_epoch(values, 3, 0.01, min_epochs=-1)
+    with pytest.raises(ConfigError, match="plateau_min_epochs"):
+        load_config(None, {"trainer.plateau_min_epochs": -1})
+
+
 def test_plateau_status_counts_epochs_from_one_and_skips_unvalidated():
     history = [{"epoch": 0, "val/acc": 0.2}, {"epoch": 1, "train/epoch_loss": 1.0},
                {"epoch": 2, "val/acc": 0.5}, {"epoch": 3, "val/acc": 0.501}, {"epoch": 4, "val/acc": 0.502}]

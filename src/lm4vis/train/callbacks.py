@@ -155,17 +155,18 @@ class PlateauStop(L.Callback):
 
     Args:
         key: the monitor metric's key (``val/acc``).
-        window, tolerance: the rule.
+        window, tolerance, min_epochs: the rule.
     """
 
-    def __init__(self, key: str, window: int, tolerance: float) -> None:
-        self.key, self.window, self.tolerance = key, window, tolerance
+    def __init__(self, key: str, window: int, tolerance: float, min_epochs: int = 0) -> None:
+        self.key, self.window, self.tolerance, self.min_epochs = key, window, tolerance, min_epochs
         self.stopped_at: int | None = None
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         from .plateau import plateau_status
 
-        status = plateau_status(getattr(pl_module, "history", []), self.key, self.window, self.tolerance)
+        status = plateau_status(getattr(pl_module, "history", []), self.key, self.window, self.tolerance,
+                                min_epochs=self.min_epochs)
         if status["reached"] and trainer.current_epoch + 1 < trainer.max_epochs:
             trainer.should_stop = True
             self.stopped_at = trainer.current_epoch + 1

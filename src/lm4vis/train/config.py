@@ -133,6 +133,11 @@ class TrainerConfig:
             the last ``plateau_window`` validated epochs the task's monitor metric moved less
             than ``plateau_tolerance``, in the metric's own units (0.005 = half a point of
             top-1). Every run summary says whether and when it held.
+        plateau_min_epochs: validated epochs before the plateau rule is judged (0: from the
+            first full window): an early flat stretch while the learning rate is high is a
+            pause, not the plateau. The demos take three quarters of ``max_epochs``, where a
+            cosine schedule has fallen to about 15% of its peak rate (at half, measured: the video
+            demo's frozen-lm run stopped at epoch 12 of 20 while its training loss still fell).
         fast: take this machine's fast path (`lm4vis.train.fastpath`): bf16 autocast with the
             LM layers in bf16 where it has native bf16, and torch.compile where it has a C++
             compiler; each part that is missing falls back (fp32, eager) with one line that
@@ -161,6 +166,7 @@ class TrainerConfig:
     keep_checkpoints: int = 1
     plateau_window: int = 3
     plateau_tolerance: float = 0.005
+    plateau_min_epochs: int = 0
     stop_at_plateau: bool = False
     fast: bool = False
 
@@ -168,6 +174,8 @@ class TrainerConfig:
         _positive(self, "trainer", "max_epochs")
         if self.plateau_window < 2:
             raise ConfigError(f"trainer.plateau_window={self.plateau_window} must be at least 2 epochs")
+        if self.plateau_min_epochs < 0:
+            raise ConfigError(f"trainer.plateau_min_epochs={self.plateau_min_epochs} must be 0 or more")
         if not self.plateau_tolerance >= 0:
             raise ConfigError(f"trainer.plateau_tolerance={self.plateau_tolerance} must be 0 or more "
                               "(in the monitor metric's units)")

@@ -226,7 +226,8 @@ def _plateau_count(done: list[dict[str, Any]]) -> dict[str, Any] | None:
         return None
     return {"reached": sum(bool(p["reached"]) for p in judged), "runs": len(judged),
             "epochs": [p["epoch"] for p in judged if p["reached"]],
-            "window": judged[0]["window"], "tolerance": judged[0]["tolerance"]}
+            "window": judged[0]["window"], "tolerance": judged[0]["tolerance"],
+            "min_epochs": judged[0].get("min_epochs", 0)}
 
 
 def _other_metrics(runs: list[dict[str, Any]], variants: list[str], reference: str | None) -> list[dict[str, Any]]:
@@ -291,7 +292,9 @@ def markdown_table(summary: dict[str, Any]) -> str:
     note = "" if rule is None else (
         f" plateau: the row's completed runs whose {m['label']} moved less than "
         f"{_fmt(rule['tolerance'], m)}{(' ' if m['unit'] != '%' else '') + m['unit']} over their last "
-        f"{rule['window']} validated epochs, and the epoch each got there.")
+        f"{rule['window']} validated epochs"
+        + (f" (judged from epoch {rule['min_epochs']} on)" if rule.get("min_epochs") else "")
+        + ", and the epoch each got there.")
     return "\n".join(lines) + f"\n\n{m['label']}: {arrow}.{note}"
 
 

@@ -338,7 +338,8 @@ def _fit(
     dm = RunDataModule(cfg, source, collate=task.collate)
     timer = StepTimer()
     stop = SafeStop(run_dir / "checkpoints" / LAST_CKPT)
-    plateau = ([PlateauStop(task.monitor_metric.key, t.plateau_window, t.plateau_tolerance)]
+    plateau = ([PlateauStop(task.monitor_metric.key, t.plateau_window, t.plateau_tolerance,
+                            t.plateau_min_epochs)]
                if t.stop_at_plateau else [])
     trainer_kwargs = dict(
         default_root_dir=run_dir,
@@ -479,7 +480,7 @@ def _summary(
         "best": best,
         "history": history,
         "plateau": plateau_status(history, monitor, cfg.trainer.plateau_window, cfg.trainer.plateau_tolerance,
-                                  stop=cfg.trainer.stop_at_plateau),
+                                  stop=cfg.trainer.stop_at_plateau, min_epochs=cfg.trainer.plateau_min_epochs),
         "params": {
             "total": sum(p.numel() for p in model.parameters()),
             "trainable": sum(p.numel() for p in model.parameters() if p.requires_grad),
