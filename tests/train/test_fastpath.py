@@ -11,6 +11,8 @@ from lm4vis.train.config import load_config
 
 @pytest.fixture
 def machine(monkeypatch):
+    monkeypatch.delenv(fastpath.ENV_FAST, raising=False)   # the suite's conftest turns the fast path off
+
     def set_machine(bf16: bool, compiler: str | None):
         monkeypatch.setattr(fastpath, "native_bf16",
                             lambda accelerator="auto": (bf16, "CPU with AMX" if bf16 else "CPU with AVX2 only"))
@@ -30,11 +32,35 @@ def test_the_whole_fast_path(machine):
                                              "LM layers in bf16, torch.compile")
 
 
-def test_no_bf16_keeps_fp32_and_says_so(machine):
+def test_no_bf16_keeps_fp32_and_eager_and_says_so(machine):
     machine(False, "/usr/bin/g++")
     cfg = fastpath.resolve_fast_path(_cfg(fast=True))
-    assert (cfg.trainer.precision, cfg.block.dtype, cfg.trainer.compile) == ("32", None, True)
-    assert "no native bf16 on this CPU with AVX2 only: fp32 kept" in fastpath.fast_path_notes(cfg)
+    assert (cfg.trainer.precision, cfg.block.dtype, cfg.trainer.compile) == ("32", None, False)
+    note = fastpath.fast_path_notes(cfg)
+    assert "no native bf16 on this CPU with AVX2 only: fp32 kept" in note and "eager kept" in note
+    assert note.count("\n") == 0
+
+
+def test_the_environment_turns_it_off(machine, monkeypatch):
+    machine(True, "/usr/bin/g++")
+    monkeypatch.setenv(fastpath.ENV_FAST, "0")
+    cfg = fastpath.resolve_fast_path(_cfg(fast=True))
+    assert (cfg.trainer.precision, cfg.block.dtype, cfg.trainer.compile) == ("32", None, False)
+    assert "LM4VIS_FAST=0" in fastpath.fast_path_notes(cfg)
+    monkeypatch.setenv(fastpath.ENV_FAST, "maybe")
+    with pytest.raises(ValueError, match="LM4VIS_FAST='maybe'"):
+        fastpath.resolve_fast_path(_cfg(fast=True))
+
+
+def test_every_preset_takes_the_fast_path():
+    from lm4vis.train.config import configs_dir
+
+    root = configs_dir()
+    presets = sorted(root.rglob("*.yaml"))
+    assert len(presets) > 20
+    slow = [p.relative_to(root).as_posix() for p in presets
+            if not load_config(str(p), {}).trainer.fast]
+    assert not slow, f"presets without trainer.fast: {slow}"
 
 
 def test_no_compiler_stays_eager_and_says_so(machine):
@@ -66,3 +92,12 @@ def test_prepare_config_resolves_it_and_a_run_records_it(machine, tiny_cfg):
 def test_this_machine_is_described():
     ok, what = fastpath.native_bf16("cpu")
     assert isinstance(ok, bool) and what.startswith("CPU")
+
+
+def test_a_precision_or_compile_given_on_the_command_line_wins_over_the_preset():
+    assert load_config("demo", {}).trainer.fast
+    cfg = load_config("demo", ["trainer.precision=bf16-mixed", "block.dtype=bf16", "trainer.compile=true"])
+    assert not cfg.trainer.fast and cfg.trainer.compile and cfg.trainer.precision == "bf16-mixed"
+    assert fastpath.resolve_fast_path(cfg) == cfg
+    assert load_config("demo", ["trainer.compile=true", "trainer.fast=true"]).trainer.fast
+    assert load_config("demo", ["optim.lr=1e-3"]).trainer.fast

@@ -376,11 +376,28 @@ def load_config(
         data["plugins"] = list(dict.fromkeys([*(data.get("plugins") or []), *plugins]))
     if overrides:
         apply_overrides(data, overrides)
+        if explicit_fast_path_keys(overrides):
+            # A precision, dtype or compile named on the command line is kept as given: the
+            # preset's trainer.fast would otherwise choose them over it.
+            data.setdefault("trainer", {})["fast"] = False
     try:
         return RunConfig.from_dict(data)
     except ConfigError as e:
         where = f" (in {name})" if name is not None else ""
         raise ConfigError(f"{e}{where}") from None
+
+
+#: What ``trainer.fast`` chooses; an override of any of them (without ``trainer.fast``) turns it off.
+FAST_PATH_KEYS = ("trainer.precision", "trainer.compile", "block.dtype")
+
+
+def explicit_fast_path_keys(overrides: list[str] | dict[str, Any]) -> list[str]:
+    """The keys ``trainer.fast`` would choose that ``overrides`` set, unless they also set
+    ``trainer.fast`` itself (then the fast path is what was asked for)."""
+    keys = list(overrides) if isinstance(overrides, dict) else [parse_override(o)[0] for o in overrides]
+    if "trainer.fast" in keys:
+        return []
+    return [k for k in keys if k in FAST_PATH_KEYS]
 
 
 def load_run_config(path: str | os.PathLike) -> RunConfig:

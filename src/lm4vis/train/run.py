@@ -151,7 +151,8 @@ def _resolve_run(
 
     source = build_source(cfg)
     cfg = prepare_config(cfg, source)  # fills data statistics, checks host against data
-    if (fast := fast_path_notes(cfg)) is not None:
+    if (fast := fast_path_notes(cfg)) is not None and fast not in _FAST_NOTES_SAID:
+        _FAST_NOTES_SAID.add(fast)  # one line per process, not one per run of a demo or sweep
         log.info(fast)
     source = build_source(cfg)  # the resolved config's source (the image transform reads the statistics)
     out_dir = Path(cfg.out_dir)
@@ -231,6 +232,10 @@ def _strategy(name: str) -> Any:
         # shard such a mix with the original parameters kept.
         return FSDPStrategy(use_orig_params=True)
     return name
+
+
+#: The fast-path lines this process has logged.
+_FAST_NOTES_SAID: set[str] = set()
 
 
 def compile_scope(model: nn.Module) -> str:
