@@ -70,6 +70,24 @@ def test_report_says_which_runs_reached_it():
     assert "moved less than 0.50% over their last 3 validated epochs" in table
 
 
+def test_the_demo_reading_counts_the_runs_on_their_plateau():
+    from lm4vis.train.demo import reading
+
+    runs = [_run("baseline", 0, 0.5, True, 7), _run("baseline", 1, 0.52, False),
+            _run("frozen-lm", 0, 0.51, True, 6), _run("frozen-lm", 1, 0.5, True, 8)]
+    for r in runs:
+        r["plateau"]["min_epochs"] = 6
+    cfg = load_config("demo", {"trainer.max_epochs": 9})
+    said = reading(runs, summarize(runs, ["baseline", "frozen-lm"]), cfg, quick=False)
+    assert "up to 9 epochs (stopping at the plateau rule)" in said
+    assert ("3 of 4 runs reached the plateau (top-1 moving less than 0.5% over 3 epochs, judged from "
+            "epoch 6); the others are still moving") in said
+    for r in runs:
+        r["plateau"]["reached"] = True
+    said = reading(runs, summarize(runs, ["baseline", "frozen-lm"]), cfg, quick=False)
+    assert "4 of 4 runs reached the plateau" in said and "still moving" not in said
+
+
 @pytest.mark.slow
 def test_a_run_stops_at_its_plateau(tiny_cfg):
     from lm4vis.train.run import train

@@ -48,8 +48,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="one-minute smoke version (the task's quick preset: demo-quick, points-demo-quick, "
                    "video-demo-quick, motion-demo-quick)")
     p.add_argument("--threads", type=int,
-                   help="CPU threads for torch (trainer.threads; default: the preset's, which is the "
-                   "machine's cores for images and 1 for points and video). "
+                   help="CPU threads for torch (trainer.threads; default: the preset's: 2 for points, "
+                   "retrieval, vqa and vqa3d, the machine's cores for images, video and motion). "
                    "Fixed, not taken from the load, so the same command gives the same numbers; "
                    "on a machine where other work keeps a core busy, --threads 1 can be much faster")
     from ..train.demo_tasks import DEFAULT_TASK, DEMO_TASKS

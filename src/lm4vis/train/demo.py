@@ -192,13 +192,25 @@ def reading(runs: list[dict[str, Any]], summary: dict[str, Any], cfg: RunConfig,
         return "n/a" if m is None else f"{metric['scale'] * m:.1f}{metric['unit']}"
 
     n_seeds = max((len(r["seeds"]) for r in rows.values()), default=0)
+    epochs = f"{cfg.trainer.max_epochs} epoch(s)"
+    if cfg.trainer.stop_at_plateau:
+        epochs = f"up to {cfg.trainer.max_epochs} epochs (stopping at the plateau rule)"
     parts.append(
         f"With {cfg.data.limit_train or 'all'} training samples of {cfg.data.name}, "
-        f"{cfg.trainer.max_epochs} epoch(s) and {n_seeds} seed(s), the final validation {metric['label']} was "
+        f"{epochs} and {n_seeds} seed(s), the final validation {metric['label']} was "
         f"{acc('frozen-lm')} with the frozen layer of {cfg.block.source}, {acc('baseline')} for the "
         f"plain host and {acc('mlp')} for the trainable MLP of the same parameter count"
         + _chance(cfg, metric) + "."
     )
+    judged = [r["plateau"] for r in rows.values() if r.get("plateau")]
+    if judged:
+        reached, total = sum(p["reached"] for p in judged), sum(p["runs"] for p in judged)
+        rule = judged[0]
+        parts.append(f"{reached} of {total} runs reached the plateau ({metric['label']} moving less than "
+                     f"{metric['scale'] * rule['tolerance']:g}{metric['unit']} over {rule['window']} epochs"
+                     + (f", judged from epoch {rule['min_epochs']}" if rule.get("min_epochs") else "")
+                     + ("); the others are still moving when their budget ends, so their numbers are not "
+                        "final." if reached < total else ")."))
     first = _verdict(runs, "frozen-lm", "baseline")
     parts.append(first[0].upper() + first[1:] + ";")
     parts[-1] += " " + _verdict(runs, "frozen-lm", "mlp") + "."
