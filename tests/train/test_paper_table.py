@@ -45,6 +45,27 @@ def test_table_from_constructed_results():
     assert "98.3% level" in said
 
 
+def test_the_table_counts_the_runs_on_their_plateau():
+    def with_plateau(results, reached):
+        for row, n in zip(results["summary"]["rows"], reached):
+            row["plateau"] = {"reached": n, "runs": 3, "epochs": [], "window": 3, "tolerance": 0.01}
+        return results
+
+    trained = with_plateau(_results(ACC, {"baseline": [0.5, 0.52, 0.51], "frozen-lm": [0.5, 0.51, 0.52],
+                                          "mlp": [0.5, 0.5, 0.51]}), [3, 3, 3])
+    learning = with_plateau(_results(FDE, {"baseline": [2.6, 2.7, 2.65], "frozen-lm": [2.6, 2.7, 2.6],
+                                           "mlp": [2.6, 2.7, 2.7]}), [3, 1, 0])
+    rows = [table_row("images", trained), table_row("motion", learning)]
+    assert rows[0]["plateau"] == {"reached": 9, "runs": 9} and rows[1]["plateau"] == {"reached": 4, "runs": 9}
+    text = markdown(rows)
+    assert text.splitlines()[0].endswith("| plateau |") and "| 9/9 |" in text and "| 4/9 |" in text
+    said = reading(rows, "gemma3-270m", quick=False)
+    assert "13 of 18 variant runs ended on their plateau; in motion some did not" in said
+    assert "SmolLM2-135M" not in said  # the scale sentence names the LM the table ran
+    old = table_row("images", _results(ACC, {"baseline": [0.5, 0.6], "frozen-lm": [0.6, 0.5], "mlp": [0.5, 0.5]}))
+    assert old["plateau"] is None and "| – |" in markdown([old])
+
+
 def test_bonferroni_can_turn_a_verdict():
     # A difference just beyond the 95% interval of one task, not beyond the widened one of 7.
     r = _results(ACC, {"baseline": [0.50, 0.50, 0.50], "frozen-lm": [0.52, 0.53, 0.525], "mlp": [0.5] * 3})

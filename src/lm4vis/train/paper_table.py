@@ -105,6 +105,7 @@ def table_row(task: str, results: dict[str, Any]) -> dict[str, Any]:
     summary = results["summary"]
     metric = summary["metric"]
     rows = {r["variant"]: r["metric"] for r in summary["rows"]}
+    judged = [r["plateau"] for r in summary["rows"] if r["variant"] in VARIANTS and r.get("plateau")]
     diff = next((d for d in summary["paired_differences"]
                  if d["variant"] == "frozen-lm" and d["reference"] == "baseline"), None)
     return {
@@ -114,6 +115,10 @@ def table_row(task: str, results: dict[str, Any]) -> dict[str, Any]:
         "variants": {v: rows.get(v) for v in VARIANTS},
         "diff": None if diff is None else diff["diff"],
         "verdict": "n/a" if diff is None else diff["verdict"],
+        # the three variants' runs on their plateau (`lm4vis.train.plateau`), or None for runs
+        # from before the rule was recorded
+        "plateau": ({"reached": sum(p["reached"] for p in judged), "runs": sum(p["runs"] for p in judged)}
+                    if judged else None),
     }
 
 
@@ -149,18 +154,25 @@ def _cell(stats: dict[str, Any] | None, m: dict[str, Any], signed: bool = False)
 
 def markdown(rows: list[dict[str, Any]]) -> str:
     """The table: mean ± 95% CI half-width of each variant, and the paired difference."""
-    lines = ["| task | metric | baseline | frozen-lm | mlp | frozen-lm − baseline | verdict | Bonferroni |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines = ["| task | metric | baseline | frozen-lm | mlp | frozen-lm − baseline | verdict | Bonferroni | plateau |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
         m = r["metric"]
         unit = f" ({m['unit']})" if m["unit"] else ""
         arrow = "↑" if m["higher_is_better"] else "↓"
         cells = [_cell(r["variants"].get(v), m) for v in VARIANTS]
         lines.append(f"| {r['task']} | {m['label']}{unit} {arrow} | {' | '.join(cells)} | "
-                     f"{_cell(r['diff'], m, signed=True)} | {r['verdict']} | {r.get('verdict_bonferroni', 'n/a')} |")
+                     f"{_cell(r['diff'], m, signed=True)} | {r['verdict']} | {r.get('verdict_bonferroni', 'n/a')} | "
+                     f"{_plateau_cell(r.get('plateau'))} |")
     return "\n".join(lines) + ("\n\nmean ± half-width of the 95% t interval over seeds; the difference is "
                                "paired by seed; ↑ higher is better, ↓ lower is better; Bonferroni: the verdict "
-                               "with each interval widened for the number of tasks.")
+                               "with each interval widened for the number of tasks; plateau: the three "
+                               "variants' runs whose metric ended on its plateau (each task's report gives "
+                               "the rule and the epochs).")
+
+
+def _plateau_cell(p: dict[str, Any] | None) -> str:
+    return "–" if p is None else f"{p['reached']}/{p['runs']}"
 
 
 def reading(rows: list[dict[str, Any]], lm: str | None, quick: bool) -> str:
@@ -176,9 +188,17 @@ def reading(rows: list[dict[str, Any]], lm: str | None, quick: bool) -> str:
         f"Across {len(rows)} task(s), the frozen layer of {lm} helped in {helped}, hurt in {hurt} and made "
         f"no significant difference in {same}" + (f" ({unjudged} could not be judged: fewer than two "
                                                  "seeds or failed runs)" if unjudged else "") + ".")
+    judged = [r for r in rows if r.get("plateau")]
+    if judged:
+        reached, runs = sum(r["plateau"]["reached"] for r in judged), sum(r["plateau"]["runs"] for r in judged)
+        short = [r["task"] for r in judged if r["plateau"]["reached"] < r["plateau"]["runs"]]
+        parts.append(f"{reached} of {runs} variant runs ended on their plateau"
+                     + (f"; in {', '.join(short)} some did not, and those rows compare models that were "
+                        "still learning." if short else ", so every row compares trained models."))
+    scale = " (SmolLM2-135M by a factor of ten)" if lm == "smollm2-135m" else ""
     parts.append(
-        f"Pang et al. saw no gain from OPT layers below about 1.3B parameters; {lm} is smaller than that "
-        "(SmolLM2-135M by a factor of ten), so the paper's own scale finding predicts no gain here, and a "
+        f"Pang et al. saw no gain from OPT layers below about 1.3B parameters; {lm} is smaller than that"
+        f"{scale}, so the paper's own scale finding predicts no gain here, and a "
         "null row is the expected outcome, not a failure of the code.")
     if len(rows) > 1:
         fwer = 1 - 0.95 ** len(rows)
