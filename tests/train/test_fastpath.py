@@ -101,3 +101,7 @@ def test_a_precision_or_compile_given_on_the_command_line_wins_over_the_preset()
     assert fastpath.resolve_fast_path(cfg) == cfg
     assert load_config("demo", ["trainer.compile=true", "trainer.fast=true"]).trainer.fast
     assert load_config("demo", ["optim.lr=1e-3"]).trainer.fast
+    # the same on a resume, whose overrides are applied to the run's saved config
+    saved = load_config("demo", {})
+    assert not saved.replace({"trainer.compile": True}).trainer.fast
+    assert saved.replace({"trainer.threads": 1}).trainer.fast

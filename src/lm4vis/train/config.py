@@ -376,10 +376,6 @@ def load_config(
         data["plugins"] = list(dict.fromkeys([*(data.get("plugins") or []), *plugins]))
     if overrides:
         apply_overrides(data, overrides)
-        if explicit_fast_path_keys(overrides):
-            # A precision, dtype or compile named on the command line is kept as given: the
-            # preset's trainer.fast would otherwise choose them over it.
-            data.setdefault("trainer", {})["fast"] = False
     try:
         return RunConfig.from_dict(data)
     except ConfigError as e:
@@ -389,15 +385,6 @@ def load_config(
 
 #: What ``trainer.fast`` chooses; an override of any of them (without ``trainer.fast``) turns it off.
 FAST_PATH_KEYS = ("trainer.precision", "trainer.compile", "block.dtype")
-
-
-def explicit_fast_path_keys(overrides: list[str] | dict[str, Any]) -> list[str]:
-    """The keys ``trainer.fast`` would choose that ``overrides`` set, unless they also set
-    ``trainer.fast`` itself (then the fast path is what was asked for)."""
-    keys = list(overrides) if isinstance(overrides, dict) else [parse_override(o)[0] for o in overrides]
-    if "trainer.fast" in keys:
-        return []
-    return [k for k in keys if k in FAST_PATH_KEYS]
 
 
 def load_run_config(path: str | os.PathLike) -> RunConfig:
@@ -431,7 +418,8 @@ def apply_overrides(data: dict[str, Any], overrides: list[str] | dict[str, Any])
 
     Args:
         data: nested dict, changed in place.
-        overrides: ``["a.b=1", ...]`` (typed by the dataclass field) or ``{"a.b": 1}``.
+        overrides: ``["a.b=1", ...]`` (typed by the dataclass field) or ``{"a.b": 1}``. Setting
+            one of `FAST_PATH_KEYS` without ``trainer.fast`` turns ``trainer.fast`` off.
     """
     items = list(overrides.items() if isinstance(overrides, dict) else map(parse_override, overrides))
     selectors = {"plugins", "host.kind", "data.name", "task.name", "task"}
@@ -454,6 +442,11 @@ def apply_overrides(data: dict[str, Any], overrides: list[str] | dict[str, Any])
         node[parts[-1]] = value
         if key == "plugins":
             load_plugins(value or [])
+    keys = {key for key, _ in items}
+    if keys & set(FAST_PATH_KEYS) and "trainer.fast" not in keys:
+        # A precision, dtype or compile that is set (on the command line, or on a resume) is kept
+        # as given: the config's trainer.fast would otherwise choose them over it.
+        data.setdefault("trainer", {})["fast"] = False
 
 
 def _field_type(cls: type, parts: list[str], data: dict[str, Any] | None = None) -> Any:

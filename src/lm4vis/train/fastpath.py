@@ -102,7 +102,7 @@ def resolve_fast_path(cfg: Any) -> Any:
         return cfg
     choice = fast_path_choice(cfg.trainer.accelerator)
     return cfg.replace({"trainer.precision": choice["precision"], "block.dtype": choice["block_dtype"],
-                        "trainer.compile": choice["compile"]})
+                        "trainer.compile": choice["compile"], "trainer.fast": True})
 
 
 def fast_path_notes(cfg: Any) -> str | None:
