@@ -20,7 +20,7 @@ from typing import Any
 from ..registry import resolve
 from .config import ConfigError, RunConfig, load_config
 from .demo_tasks import DATASETS, DEFAULT_TASK, DEMO_TASKS, VARIANTS, Control, DemoTask, demo_folder  # noqa: F401 (re-exported)
-from .report import paired_difference, run_metric, run_metrics
+from .report import paired_difference, plateau_total, run_metric, run_metrics
 
 log = logging.getLogger(__name__)
 
@@ -202,15 +202,12 @@ def reading(runs: list[dict[str, Any]], summary: dict[str, Any], cfg: RunConfig,
         f"plain host and {acc('mlp')} for the trainable MLP of the same parameter count"
         + _chance(cfg, metric) + "."
     )
-    judged = [r["plateau"] for r in rows.values() if r.get("plateau")]
-    if judged:
-        reached, total = sum(p["reached"] for p in judged), sum(p["runs"] for p in judged)
-        rule = judged[0]
-        parts.append(f"{reached} of {total} runs reached the plateau ({metric['label']} moving less than "
-                     f"{metric['scale'] * rule['tolerance']:g}{metric['unit']} over {rule['window']} epochs"
-                     + (f", judged from epoch {rule['min_epochs']}" if rule.get("min_epochs") else "")
+    if (rule := plateau_total(summary["rows"])) is not None:
+        parts.append(f"{rule['reached']} of {rule['runs']} runs reached the plateau ({metric['label']} moving "
+                     f"less than {metric['scale'] * rule['tolerance']:g}{metric['unit']} over {rule['window']} epochs"
+                     + (f", judged from epoch {rule['min_epochs']}" if rule["min_epochs"] else "")
                      + ("); the others are still moving when their budget ends, so their numbers are not "
-                        "final." if reached < total else ")."))
+                        "final." if rule["reached"] < rule["runs"] else ")."))
     first = _verdict(runs, "frozen-lm", "baseline")
     parts.append(first[0].upper() + first[1:] + ";")
     parts[-1] += " " + _verdict(runs, "frozen-lm", "mlp") + "."

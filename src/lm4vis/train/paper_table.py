@@ -104,8 +104,10 @@ def table_row(task: str, results: dict[str, Any]) -> dict[str, Any]:
     """One task's line: its monitor metric, each variant's mean and CI, frozen-lm - baseline."""
     summary = results["summary"]
     metric = summary["metric"]
+    from .report import plateau_total
+
     rows = {r["variant"]: r["metric"] for r in summary["rows"]}
-    judged = [r["plateau"] for r in summary["rows"] if r["variant"] in VARIANTS and r.get("plateau")]
+    plateau = plateau_total([r for r in summary["rows"] if r["variant"] in VARIANTS])
     diff = next((d for d in summary["paired_differences"]
                  if d["variant"] == "frozen-lm" and d["reference"] == "baseline"), None)
     return {
@@ -117,8 +119,7 @@ def table_row(task: str, results: dict[str, Any]) -> dict[str, Any]:
         "verdict": "n/a" if diff is None else diff["verdict"],
         # the three variants' runs on their plateau (`lm4vis.train.plateau`), or None for runs
         # from before the rule was recorded
-        "plateau": ({"reached": sum(p["reached"] for p in judged), "runs": sum(p["runs"] for p in judged)}
-                    if judged else None),
+        "plateau": None if plateau is None else {k: plateau[k] for k in ("reached", "runs")},
     }
 
 

@@ -230,6 +230,17 @@ def _plateau_count(done: list[dict[str, Any]]) -> dict[str, Any] | None:
             "min_epochs": judged[0].get("min_epochs", 0)}
 
 
+def plateau_total(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The plateau counts of several `summarize` rows added up (``reached``, ``runs``) with the
+    first row's rule (``window``, ``tolerance``, ``min_epochs``), or None if no row was judged."""
+    judged = [r["plateau"] for r in rows if r.get("plateau")]
+    if not judged:
+        return None
+    return {"reached": sum(p["reached"] for p in judged), "runs": sum(p["runs"] for p in judged),
+            "window": judged[0]["window"], "tolerance": judged[0]["tolerance"],
+            "min_epochs": judged[0].get("min_epochs", 0)}
+
+
 def _other_metrics(runs: list[dict[str, Any]], variants: list[str], reference: str | None) -> list[dict[str, Any]]:
     """Per-row statistics and paired differences of every declared metric besides the monitor
     (minADE and miss rate beside minFDE), each judged in its own direction."""
