@@ -71,6 +71,30 @@ def test_no_compiler_stays_eager_and_says_so(machine):
     assert "eager" in note and "no C++ compiler" in note and note.count("\n") == 0
 
 
+def test_fast_compile_false_keeps_bf16_but_stays_eager_and_says_so(machine):
+    machine(True, "/usr/bin/g++")
+    cfg = fastpath.resolve_fast_path(_cfg(fast=True, fast_compile=False))
+    assert (cfg.trainer.precision, cfg.block.dtype, cfg.trainer.compile) == ("bf16-mixed", "bf16", False)
+    note = fastpath.fast_path_notes(cfg)
+    assert "eager kept: trainer.fast_compile is false" in note and note.count("\n") == 0
+    # the demo presets, measured on 2 cores: bf16 where native, never compiled
+    for name in ("demo", "points-demo", "video-demo", "motion-demo", "vqa-demo", "retrieval-demo", "vqa3d-demo"):
+        demo = fastpath.resolve_fast_path(load_config(name, {}))
+        assert demo.block.dtype == "bf16" and not demo.trainer.compile, name
+        assert demo.trainer.precision == ("32" if name in ("vqa-demo", "vqa3d-demo") else "bf16-mixed"), name
+
+
+def test_fast_autocast_false_holds_only_the_lm_layers_in_bf16(machine):
+    machine(True, "/usr/bin/g++")
+    cfg = fastpath.resolve_fast_path(_cfg(fast=True, fast_autocast=False))
+    assert (cfg.trainer.precision, cfg.block.dtype, cfg.trainer.compile) == ("32", "bf16", True)
+    assert "host in fp32: trainer.fast_autocast is false" in fastpath.fast_path_notes(cfg)
+    machine(False, "/usr/bin/g++")   # without native bf16 the LM layers stay fp32 too
+    cfg = fastpath.resolve_fast_path(_cfg(fast=True, fast_autocast=False))
+    assert (cfg.trainer.precision, cfg.block.dtype) == ("32", None)
+    assert "fast_autocast" not in fastpath.fast_path_notes(cfg)
+
+
 def test_off_changes_nothing(machine):
     machine(True, "/usr/bin/g++")
     cfg = _cfg(precision="32")

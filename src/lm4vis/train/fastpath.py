@@ -11,6 +11,14 @@ Each part needs something of the machine:
   (28 vs 30 s an epoch, frozen-lm, one thread), less than the compile itself costs a demo (15 s
   for the block's graphs; minutes for a whole slot host with an empty inductor cache). Without
   ``trainer.fast``, ``trainer.compile=true`` compiles anyway.
+- ``trainer.fast_compile: false`` keeps a run eager where it could compile: the demo presets set
+  it, because on 2 CPU cores compiling costs more than it saves at their size (an AMD EPYC with
+  AVX512-BF16, the 3D VQA demo's frozen-lm run: 10 s an epoch compiled, 12 s eager, after 40 s
+  of compiling from a warm inductor cache and 266 s from an empty one).
+- ``trainer.fast_autocast: false`` keeps the host in fp32 and holds only the LM layers in bf16:
+  the VQA and 3D VQA demos set it, whose hosts are 64-96 wide, where autocast's casts cost more
+  than bf16 matmuls save (the 3D VQA demo's frozen-lm run, one thread: 9 s an epoch against 11
+  s with autocast; the baseline 6 against 8).
 
 Every preset under ``configs/`` sets ``trainer.fast: true``. ``LM4VIS_FAST=0`` in the
 environment turns it off for a process (fp32, eager), so that a result does not depend on which
@@ -59,9 +67,11 @@ def cpp_compiler() -> str | None:
     return None
 
 
-def fast_path_choice(accelerator: str = "auto") -> dict[str, Any]:
+def fast_path_choice(accelerator: str = "auto", compile: bool = True, autocast: bool = True) -> dict[str, Any]:
     """What ``trainer.fast`` gives on this machine: ``precision``, ``block_dtype``, ``compile``
-    and ``notes`` (one per part that fell back)."""
+    and ``notes`` (one per part that fell back). ``compile=False`` (``trainer.fast_compile``)
+    keeps the run eager where it could compile; ``autocast=False`` (``trainer.fast_autocast``)
+    keeps the host in fp32 and only the LM layers in bf16."""
     import torch
 
     if fast_disabled():
@@ -80,7 +90,15 @@ def fast_path_choice(accelerator: str = "auto") -> dict[str, Any]:
         can_compile = False
         notes.append("eager kept: compiled fp32 was 5-7% faster per step on such a CPU, less than the "
                      "compile costs a demo (trainer.compile=true without trainer.fast compiles anyway)")
-    return {"precision": FAST_PRECISION if bf16 else "32", "block_dtype": FAST_BLOCK_DTYPE if bf16 else None,
+    elif not compile:
+        can_compile = False
+        notes.append("eager kept: trainer.fast_compile is false (compiling costs a run of this size more "
+                     "than it saves)")
+    if bf16 and not autocast:
+        notes.append("host in fp32: trainer.fast_autocast is false (bf16 autocast's casts cost a host this "
+                     "narrow more than its matmuls save)")
+    return {"precision": FAST_PRECISION if bf16 and autocast else "32",
+            "block_dtype": FAST_BLOCK_DTYPE if bf16 else None,
             "compile": can_compile, "hardware": what, "notes": notes}
 
 
@@ -100,7 +118,7 @@ def resolve_fast_path(cfg: Any) -> Any:
     """``cfg`` with ``trainer.fast`` made concrete for this machine (unchanged when it is off)."""
     if not cfg.trainer.fast:
         return cfg
-    choice = fast_path_choice(cfg.trainer.accelerator)
+    choice = fast_path_choice(cfg.trainer.accelerator, cfg.trainer.fast_compile, cfg.trainer.fast_autocast)
     return cfg.replace({"trainer.precision": choice["precision"], "block.dtype": choice["block_dtype"],
                         "trainer.compile": choice["compile"], "trainer.fast": True})
 
@@ -109,7 +127,7 @@ def fast_path_notes(cfg: Any) -> str | None:
     """The one line a run with ``trainer.fast`` logs: what it took and what fell back."""
     if not cfg.trainer.fast:
         return None
-    choice = fast_path_choice(cfg.trainer.accelerator)
+    choice = fast_path_choice(cfg.trainer.accelerator, cfg.trainer.fast_compile, cfg.trainer.fast_autocast)
     took = [f"precision {choice['precision']}", f"LM layers in {choice['block_dtype'] or 'fp32'}",
             "torch.compile" if choice["compile"] else "eager"]
     fell = f"; {'; '.join(choice['notes'])}" if choice["notes"] else ""

@@ -32,7 +32,8 @@ LOCATION_KEYS = ("out_dir", "run_name")
 #: Keys that change how a run executes, not what it learns: a resume may change them.
 EXECUTION_KEYS = ("trainer.progress_bar", "trainer.compile", "trainer.threads",
                   "trainer.accelerator", "trainer.devices", "trainer.strategy",
-                  "trainer.precision", "trainer.fast")
+                  "trainer.precision", "trainer.fast", "trainer.fast_compile",
+                  "trainer.fast_autocast")
 
 
 class RunExistsError(FileExistsError, ValueError):
