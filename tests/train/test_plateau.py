@@ -70,6 +70,18 @@ def test_report_says_which_runs_reached_it():
     assert "moved less than 0.50% over their last 3 validated epochs" in table
 
 
+def test_the_report_says_runs_stop_at_their_plateau_only_when_they_do():
+    from lm4vis.train.report import render_markdown
+
+    runs = [_run("baseline", 0, 0.5, True, 7), _run("frozen-lm", 0, 0.51, False)]
+    said = render_markdown(summarize(runs, ["baseline", "frozen-lm"]), {})
+    assert "a run stops early once the plateau rule below holds" in said and "no early stopping" not in said
+    for r in runs:
+        r["plateau"]["stop"] = False
+    said = render_markdown(summarize(runs, ["baseline", "frozen-lm"]), {})
+    assert "no early stopping" in said and "stops early" not in said
+
+
 def test_the_demo_reading_counts_the_runs_on_their_plateau():
     from lm4vis.train.demo import reading
 

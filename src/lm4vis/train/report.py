@@ -227,7 +227,8 @@ def _plateau_count(done: list[dict[str, Any]]) -> dict[str, Any] | None:
     return {"reached": sum(bool(p["reached"]) for p in judged), "runs": len(judged),
             "epochs": [p["epoch"] for p in judged if p["reached"]],
             "window": judged[0]["window"], "tolerance": judged[0]["tolerance"],
-            "min_epochs": judged[0].get("min_epochs", 0)}
+            "min_epochs": judged[0].get("min_epochs", 0),
+            "stop": any(p.get("stop") for p in judged)}
 
 
 def plateau_total(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -448,6 +449,14 @@ def write_report(
     return results
 
 
+def _budget(summary: dict[str, Any]) -> str:
+    """When the report's final metric was taken: a fixed schedule, or the plateau stop."""
+    if any((r.get("plateau") or {}).get("stop") for r in summary["rows"]):
+        return ("the last epoch each run trained: every variant has the same schedule, and a run stops "
+                "early once the plateau rule below holds (trainer.stop_at_plateau)")
+    return "the last epoch (one fixed budget for every variant, no early stopping)"
+
+
 def render_markdown(summary: dict[str, Any], meta: dict[str, Any]) -> str:
     lines = [f"# {meta.get('title', 'Variant comparison')}", ""]
     for key in ("dataset", "host", "lm", "budget", "seeds"):
@@ -455,8 +464,7 @@ def render_markdown(summary: dict[str, Any], meta: dict[str, Any]) -> str:
             lines.append(f"- **{key}**: {meta[key]}")
     lines += [
         "",
-        f"{summary['metric']['label']} is the validation metric after the last epoch (one fixed budget "
-        f"for every variant, no early stopping). The 95% CI is Student's t over seeds; with one seed "
+        f"{summary['metric']['label']} is the validation metric after {_budget(summary)}. The 95% CI is Student's t over seeds; with one seed "
         f"there is none. ms/step is the median wall time of a training step (data included), "
         f"samples/s follows from it; CPU ms/step (all threads of the process) is less sensitive to "
         f"other work on a shared machine.",
