@@ -78,7 +78,11 @@ def test_fast_compile_false_keeps_bf16_but_stays_eager_and_says_so(machine):
     note = fastpath.fast_path_notes(cfg)
     assert "eager kept: trainer.fast_compile is false" in note and note.count("\n") == 0
     # the demo presets, measured on 2 cores: bf16 where native, never compiled
-    for name in ("demo", "points-demo", "video-demo", "motion-demo", "vqa-demo", "retrieval-demo", "vqa3d-demo"):
+    from lm4vis.train.demo_tasks import DEMO_TASKS
+
+    names = [t.preset for t in DEMO_TASKS.values()]
+    assert len(names) == 7
+    for name in names:
         demo = fastpath.resolve_fast_path(load_config(name, {}))
         assert demo.block.dtype == "bf16" and not demo.trainer.compile, name
         assert demo.trainer.precision == ("32" if name in ("vqa-demo", "vqa3d-demo") else "bf16-mixed"), name

@@ -114,11 +114,17 @@ def fast_disabled() -> bool:
     raise ValueError(f"{ENV_FAST}={value!r}: set it to 0 (off) or 1 (on), or unset it")
 
 
+def _choice(cfg: Any) -> dict[str, Any]:
+    """`fast_path_choice` for a config's accelerator and its ``trainer.fast_*`` settings."""
+    t = cfg.trainer
+    return fast_path_choice(t.accelerator, compile=t.fast_compile, autocast=t.fast_autocast)
+
+
 def resolve_fast_path(cfg: Any) -> Any:
     """``cfg`` with ``trainer.fast`` made concrete for this machine (unchanged when it is off)."""
     if not cfg.trainer.fast:
         return cfg
-    choice = fast_path_choice(cfg.trainer.accelerator, cfg.trainer.fast_compile, cfg.trainer.fast_autocast)
+    choice = _choice(cfg)
     return cfg.replace({"trainer.precision": choice["precision"], "block.dtype": choice["block_dtype"],
                         "trainer.compile": choice["compile"], "trainer.fast": True})
 
@@ -127,7 +133,7 @@ def fast_path_notes(cfg: Any) -> str | None:
     """The one line a run with ``trainer.fast`` logs: what it took and what fell back."""
     if not cfg.trainer.fast:
         return None
-    choice = fast_path_choice(cfg.trainer.accelerator, cfg.trainer.fast_compile, cfg.trainer.fast_autocast)
+    choice = _choice(cfg)
     took = [f"precision {choice['precision']}", f"LM layers in {choice['block_dtype'] or 'fp32'}",
             "torch.compile" if choice["compile"] else "eager"]
     fell = f"; {'; '.join(choice['notes'])}" if choice["notes"] else ""

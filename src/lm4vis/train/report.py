@@ -464,8 +464,8 @@ def render_markdown(summary: dict[str, Any], meta: dict[str, Any]) -> str:
             lines.append(f"- **{key}**: {meta[key]}")
     lines += [
         "",
-        f"{summary['metric']['label']} is the validation metric after {_budget(summary)}. The 95% CI is Student's t over seeds; with one seed "
-        f"there is none. ms/step is the median wall time of a training step (data included), "
+        f"{summary['metric']['label']} is the validation metric after {_budget(summary)}. The 95% CI "
+        f"is Student's t over seeds; with one seed there is none. ms/step is the median wall time of a training step (data included), "
         f"samples/s follows from it; CPU ms/step (all threads of the process) is less sensitive to "
         f"other work on a shared machine.",
         "",
